@@ -1,0 +1,143 @@
+"""The dataset registry: every dataset alignlab knows, by name, behind one `load()`.
+
+    from alignlab.data import load, list_datasets
+    ds = load("world-facts")                  # DatasetDict: train / validation / test
+    test = load("world-facts", split="test")  # one datasets.Dataset
+    sciq = load("sciq", folder="path/to/SciQ")  # the real SciQ from its original files
+    list_datasets()                           # a table: name, rows per split, schema, source, license
+
+The pattern follows openai/weak-to-strong's dataset registry: one `DatasetSpec` per dataset
+(a builder plus what a reader needs to know about it) in a plain dict, `DATASETS`.
+Builders take `split=None` (all splits) or a split name, plus their own keyword arguments.
+
+Importing this module is cheap: `datasets`, `countryinfo` and friends load on first use.
+
+The binary "Q: ... A: ..." view used by the weak-to-strong studies is `binary_view(ds)`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+from . import facts_triples, sciq, world_facts
+from .binary import binary_view
+
+SPLITS = ("train", "validation", "test")
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    name: str
+    builder: Callable            # builder(split=None, **kwargs) -> Dataset | DatasetDict
+    source: str                  # where the data comes from
+    license: str
+    description: str
+    schema: dict[str, str]       # column -> meaning
+    # rows per split without building the dataset or touching the network; None if unknown
+    sizes: Callable[[], dict[str, int] | None] | None = field(default=None, compare=False)
+
+
+WORLD_FACTS_SCHEMA = {
+    "question": "question text",
+    "correct_answer": "the right answer",
+    "distractor1": "a wrong answer of the same type",
+    "distractor2": "a wrong answer of the same type",
+    "distractor3": "a wrong answer of the same type",
+    "support": "2-3 sentences stating the facts needed",
+    "kind": "fact type: " + ", ".join(world_facts.KINDS),
+    "subject": "the country, territory or element asked about",
+    "generator": "generator version, e.g. " + world_facts.GENERATOR_VERSION,
+}
+
+FACTS_TRIPLES_SCHEMA = {
+    "subject": "the country, territory or element",
+    "relation": "one of " + ", ".join(facts_triples.RELATIONS),
+    "object": "the object to predict",
+    "valid_objects": "every true object for this subject and relation (list)",
+    "template": "the relation's template with [X] and [Y]",
+    "query": "the template with [X] filled in",
+    "generator": "generator version, e.g. " + facts_triples.GENERATOR_VERSION,
+}
+
+SCIQ_SCHEMA = {
+    "question": "question text",
+    "distractor3": "a wrong answer",
+    "distractor1": "a wrong answer",
+    "distractor2": "a wrong answer",
+    "correct_answer": "the right answer",
+    "support": "a supporting paragraph (may be empty)",
+}
+
+DATASETS: dict[str, DatasetSpec] = {
+    spec.name: spec
+    for spec in [
+        DatasetSpec(
+            name="world-facts",
+            builder=world_facts.build,
+            source="generated from countryinfo, pycountry, periodictable (" + world_facts.GENERATOR_VERSION + ")",
+            license="MIT (generator); facts from MIT, LGPL-2.1 and public-domain packages",
+            description="SciQ-shaped multiple-choice questions on countries and chemical elements.",
+            schema=WORLD_FACTS_SCHEMA,
+            sizes=world_facts.split_sizes,
+        ),
+        DatasetSpec(
+            name="facts-triples",
+            builder=facts_triples.build,
+            source="generated from countryinfo, pycountry, periodictable (" + facts_triples.GENERATOR_VERSION + ")",
+            license="MIT (generator); facts from MIT, LGPL-2.1 and public-domain packages",
+            description="LAMA-style (subject, relation, object) triples with one template per relation.",
+            schema=FACTS_TRIPLES_SCHEMA,
+            sizes=facts_triples.split_sizes,
+        ),
+        DatasetSpec(
+            name="sciq",
+            builder=sciq.load_sciq,
+            source="hub: " + sciq.HUB_ID + " (or the original JSON files: load('sciq', folder=...))",
+            license="CC BY-NC 3.0",
+            description="SciQ (Welbl et al. 2017): crowd-sourced science exam questions.",
+            schema=SCIQ_SCHEMA,
+            sizes=sciq.cached_split_sizes,
+        ),
+    ]
+}
+
+
+def get_spec(name: str) -> DatasetSpec:
+    """The spec of a dataset; a ValueError naming the known datasets if there is none."""
+    if name not in DATASETS:
+        raise ValueError(f"unknown dataset {name!r}; known datasets: {', '.join(DATASETS)}")
+    return DATASETS[name]
+
+
+def load(name: str, split: str | None = None, **kwargs):
+    """Load a dataset by name: a DatasetDict (train/validation/test), or one split's Dataset.
+    Extra keyword arguments go to the dataset's builder (e.g. folder=... for sciq)."""
+    spec = get_spec(name)
+    if split is not None and split not in SPLITS:
+        raise ValueError(f"dataset {name!r} has no split {split!r}; known splits: {', '.join(SPLITS)}")
+    return spec.builder(split=split, **kwargs)
+
+
+def list_datasets():
+    """A table of the registered datasets: name, rows per split, schema, source, license.
+
+    Row counts come from each spec's `sizes()`, which never builds a hub dataset nor touches
+    the network; they are NA for a hub dataset that is not in the local cache yet."""
+    import pandas as pd
+
+    records = []
+    for spec in DATASETS.values():
+        sizes = spec.sizes() if spec.sizes else None
+        records.append({
+            "name": spec.name,
+            **{s: (sizes or {}).get(s) for s in SPLITS},
+            "schema": ", ".join(spec.schema),
+            "source": spec.source,
+            "license": spec.license,
+        })
+    table = pd.DataFrame.from_records(records, columns=["name", *SPLITS, "schema", "source", "license"])
+    return table.astype({s: "Int64" for s in SPLITS})
+
+
+__all__ = ["DATASETS", "DatasetSpec", "SPLITS", "binary_view", "get_spec", "list_datasets", "load"]

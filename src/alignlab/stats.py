@@ -1,0 +1,331 @@
+"""Seeds, confidence intervals, metrics, and tidy aggregation.
+
+Every study runs a few seeds (or a few thousand examples) and reports a number with an
+interval. This module holds the small amount of statistics that takes:
+
+- `set_seed` makes a run repeatable (python, numpy, torch).
+- `t_ci` is the interval to use across a handful of seeds (n = 3..5): a Student-t interval
+  of the mean. `bootstrap_ci` is the interval to use across many examples (percentile
+  bootstrap); `paired_bootstrap_ci` compares two systems scored on the same examples.
+- `summarize` turns per-seed rows into a tidy table (`*by, mean, lo, hi, n, std`) that
+  notebooks print and `figures.bar_with_ci` draws; `format_ci` writes one cell of a paper
+  table.
+- `accuracy`, `auroc`, `expected_calibration_error` are the shared binary metrics.
+
+scipy is imported inside the functions that need it, so importing this module stays cheap.
+"""
+
+from __future__ import annotations
+
+import random
+import warnings
+from typing import Callable, Sequence
+
+import numpy as np
+import pandas as pd
+
+# Resample in chunks of at most this many elements, so a bootstrap over 10^5 examples does
+# not allocate an (n_boot x n) index matrix of gigabytes.
+_BOOTSTRAP_CHUNK_ELEMENTS = 4_000_000
+
+
+# -----------------------------------------------------------------------------
+# seeds
+
+def set_seed(seed: int) -> None:
+    """Seed python's `random`, numpy's global RNG and torch (CPU and CUDA) with `seed`.
+
+    torch is imported only if it is installed; code that wants an independent stream
+    should still prefer `np.random.default_rng(seed)` over the global numpy state.
+    """
+    seed = int(seed)
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    try:
+        import torch
+    except ImportError:
+        return
+    torch.manual_seed(seed)  # also seeds every CUDA device
+
+
+# -----------------------------------------------------------------------------
+# confidence intervals
+
+def _as_1d_float(values) -> np.ndarray:
+    return np.asarray(values, dtype=float).reshape(-1)
+
+
+def _check_level(level: float) -> None:
+    if not 0.0 < level < 1.0:
+        raise ValueError(f"level must be in (0, 1), got {level!r}")
+
+
+def _resampled_statistics(
+    arrays: Sequence[np.ndarray],
+    statistic: Callable,
+    n_boot: int,
+    seed: int,
+    combine: Callable[[list[np.ndarray]], np.ndarray],
+) -> np.ndarray:
+    """`n_boot` bootstrap replicates of `combine([statistic(a[idx]) for a in arrays])`.
+
+    All arrays are resampled with the same indices (so paired data stays paired). The
+    statistic is applied row-wise with `axis=1` when it supports that (np.mean, np.median,
+    ...), which is one vectorised call per chunk; otherwise it falls back to a loop.
+    """
+    n = len(arrays[0])
+    rng = np.random.default_rng(seed)
+    rows_per_chunk = max(1, _BOOTSTRAP_CHUNK_ELEMENTS // max(n, 1))
+    out = []
+    for start in range(0, n_boot, rows_per_chunk):
+        rows = min(rows_per_chunk, n_boot - start)
+        idx = rng.integers(0, n, size=(rows, n))
+        parts = []
+        for array in arrays:
+            samples = array[idx]
+            try:
+                stat = np.asarray(statistic(samples, axis=1), dtype=float)
+                if stat.shape != (rows,):
+                    raise TypeError("statistic did not reduce along axis=1")
+            except TypeError:
+                stat = np.array([statistic(row) for row in samples], dtype=float)
+            parts.append(stat)
+        out.append(combine(parts))
+    return np.concatenate(out)
+
+
+def _percentile_interval(replicates: np.ndarray, level: float) -> tuple[float, float]:
+    alpha = (1.0 - level) / 2.0
+    lo, hi = np.quantile(replicates, [alpha, 1.0 - alpha])
+    return float(lo), float(hi)
+
+
+def bootstrap_ci(
+    values,
+    statistic: Callable = np.mean,
+    n_boot: int = 2000,
+    level: float = 0.95,
+    seed: int = 0,
+) -> tuple[float, float]:
+    """Percentile bootstrap interval of `statistic(values)`.
+
+    Resamples the values with replacement `n_boot` times (vectorised, seeded so that the
+    same inputs give the same interval) and returns the (1-level)/2 and (1+level)/2
+    quantiles of the replicated statistic. NaN values are dropped first; with no values
+    left the interval is (nan, nan). Use it over examples (hundreds or more), not over
+    three seeds: there `t_ci` is the honest choice.
+    """
+    _check_level(level)
+    array = _as_1d_float(values)
+    array = array[~np.isnan(array)]
+    if array.size == 0:
+        return (float("nan"), float("nan"))
+    replicates = _resampled_statistics([array], statistic, n_boot, seed, lambda parts: parts[0])
+    return _percentile_interval(replicates, level)
+
+
+def paired_bootstrap_ci(
+    a,
+    b,
+    statistic: Callable = np.mean,
+    n_boot: int = 2000,
+    level: float = 0.95,
+    seed: int = 0,
+) -> tuple[float, float]:
+    """Bootstrap interval of `statistic(a) - statistic(b)` for paired examples.
+
+    `a[i]` and `b[i]` are two systems' scores on the same example i (e.g. per-example
+    correctness of A and of B). Examples are resampled jointly, which keeps the pairing and
+    so gives a much tighter interval than two independent CIs. "A beats B" when the whole
+    interval is above 0. Pairs with a NaN on either side are dropped.
+    """
+    _check_level(level)
+    a = _as_1d_float(a)
+    b = _as_1d_float(b)
+    if a.shape != b.shape:
+        raise ValueError(f"paired arrays must have the same length, got {a.size} and {b.size}")
+    keep = ~(np.isnan(a) | np.isnan(b))
+    a, b = a[keep], b[keep]
+    if a.size == 0:
+        return (float("nan"), float("nan"))
+    replicates = _resampled_statistics(
+        [a, b], statistic, n_boot, seed, lambda parts: parts[0] - parts[1]
+    )
+    return _percentile_interval(replicates, level)
+
+
+def t_ci(values, level: float = 0.95) -> tuple[float, float]:
+    """Student-t interval of the mean: mean +- t_{(1+level)/2, n-1} * s / sqrt(n).
+
+    This is the interval for a few seeds (n = 3..5), where a bootstrap would be too
+    narrow. `s` is the sample standard deviation (ddof=1). NaNs are dropped; with fewer
+    than two values there is no interval and the result is (nan, nan).
+    """
+    from scipy import stats as scipy_stats
+
+    _check_level(level)
+    array = _as_1d_float(values)
+    array = array[~np.isnan(array)]
+    n = array.size
+    if n < 2:
+        return (float("nan"), float("nan"))
+    mean = array.mean()
+    half_width = scipy_stats.t.ppf((1.0 + level) / 2.0, df=n - 1) * array.std(ddof=1) / np.sqrt(n)
+    return (float(mean - half_width), float(mean + half_width))
+
+
+# -----------------------------------------------------------------------------
+# tidy aggregation
+
+def summarize(
+    df: pd.DataFrame,
+    by: list[str],
+    value: str,
+    ci: str = "t",
+    level: float = 0.95,
+    n_boot: int = 2000,
+    seed: int = 0,
+) -> pd.DataFrame:
+    """Aggregate rows (typically one per seed) into one row per group with an interval.
+
+    Returns a tidy DataFrame with columns `*by, mean, lo, hi, n, std`, one row per
+    combination of `by` (sorted; `by=[]` gives a single overall row). `ci="t"` uses
+    `t_ci` (right for a few seeds), `ci="bootstrap"` uses `bootstrap_ci` (right for many
+    per-example rows). NaN values are ignored and `n` counts the values used. A group with
+    one value has `lo = hi = std = nan`.
+    """
+    if ci not in ("t", "bootstrap"):
+        raise ValueError(f"ci must be 't' or 'bootstrap', got {ci!r}")
+    by = list(by)
+    missing = [column for column in [*by, value] if column not in df.columns]
+    if missing:
+        raise KeyError(f"summarize: columns {missing} not in the table (has {list(df.columns)})")
+
+    def one_group(values: pd.Series) -> dict:
+        values = values.dropna().to_numpy(dtype=float)
+        if ci == "t":
+            lo, hi = t_ci(values, level=level)
+        else:
+            lo, hi = bootstrap_ci(values, n_boot=n_boot, level=level, seed=seed)
+            if values.size < 2:
+                lo, hi = float("nan"), float("nan")
+        return {
+            "mean": float(values.mean()) if values.size else float("nan"),
+            "lo": lo,
+            "hi": hi,
+            "n": int(values.size),
+            "std": float(values.std(ddof=1)) if values.size > 1 else float("nan"),
+        }
+
+    columns = [*by, "mean", "lo", "hi", "n", "std"]
+    if not by:
+        return pd.DataFrame([one_group(df[value])], columns=columns)
+    rows = []
+    for group_key, group in df.groupby(by, sort=True, dropna=False, observed=True):
+        group_key = group_key if isinstance(group_key, tuple) else (group_key,)
+        rows.append({**dict(zip(by, group_key)), **one_group(group[value])})
+    out = pd.DataFrame(rows, columns=columns)
+    out["n"] = out["n"].astype(int)
+    return out
+
+
+def format_ci(mean: float, lo: float, hi: float, digits: int = 3) -> str:
+    """One table cell: `format_ci(0.8123, 0.79, 0.834) -> "0.812 [0.790, 0.834]"`.
+
+    When there is no interval (lo and hi are NaN, e.g. a single seed) only the mean is
+    written, so a table never shows "[nan, nan]".
+    """
+    text = f"{mean:.{digits}f}"
+    if np.isnan(lo) and np.isnan(hi):
+        return text
+    return f"{text} [{lo:.{digits}f}, {hi:.{digits}f}]"
+
+
+# -----------------------------------------------------------------------------
+# metrics (binary labels are 0/1 or bool)
+
+def _binary_labels(y, name: str = "y") -> np.ndarray:
+    labels = np.asarray(y)
+    if labels.dtype == bool:
+        return labels.astype(int).reshape(-1)
+    labels = labels.reshape(-1)
+    unexpected = set(np.unique(labels).tolist()) - {0, 1}
+    if unexpected:
+        raise ValueError(f"{name} must hold binary labels 0/1, found {sorted(unexpected)[:5]}")
+    return labels.astype(int)
+
+
+def _check_same_length(a: np.ndarray, b: np.ndarray, names: str) -> None:
+    if a.shape[0] != b.shape[0]:
+        raise ValueError(f"{names} must have the same length, got {a.shape[0]} and {b.shape[0]}")
+
+
+def accuracy(y, pred) -> float:
+    """Fraction of positions where `pred == y` (any label type). NaN for empty input."""
+    y = np.asarray(y).reshape(-1)
+    pred = np.asarray(pred).reshape(-1)
+    _check_same_length(y, pred, "y and pred")
+    if y.size == 0:
+        return float("nan")
+    return float(np.mean(y == pred))
+
+
+def auroc(y, score) -> float:
+    """Area under the ROC curve of `score` for binary labels `y` (ties count one half).
+
+    Computed as the Mann-Whitney U statistic from average ranks, which equals
+    `sklearn.metrics.roc_auc_score`. With only one class present the AUROC is undefined:
+    this returns NaN with a `RuntimeWarning` instead of raising, so one degenerate split
+    does not crash a sweep.
+    """
+    from scipy.stats import rankdata
+
+    y = _binary_labels(y)
+    score = _as_1d_float(score)
+    _check_same_length(y, score, "y and score")
+    n_pos = int(y.sum())
+    n_neg = int(y.size - n_pos)
+    if n_pos == 0 or n_neg == 0:
+        warnings.warn(
+            f"auroc: only one class present in y ({n_pos} positives, {n_neg} negatives); "
+            "AUROC is undefined, returning nan",
+            RuntimeWarning,
+            stacklevel=2,
+        )
+        return float("nan")
+    ranks = rankdata(score)  # average ranks for ties
+    u = ranks[y == 1].sum() - n_pos * (n_pos + 1) / 2.0
+    return float(u / (n_pos * n_neg))
+
+
+def expected_calibration_error(y, prob, n_bins: int = 10) -> float:
+    """Expected calibration error of binary probabilities (Guo et al., 2017).
+
+    `prob[i]` is the predicted probability that `y[i] == 1`. The predicted class is
+    `prob >= 0.5` and its confidence `max(prob, 1 - prob)`, in [0.5, 1]. Confidences are put
+    into `n_bins` equal-width bins over [0, 1], right-closed: ((m-1)/M, m/M] (so with the
+    default 10 bins only the upper five are used), and
+
+        ECE = sum_m |B_m| / n * |accuracy(B_m) - mean confidence(B_m)|.
+
+    This is the "top-label" ECE, the definition most papers report.
+    """
+    y = _binary_labels(y)
+    prob = _as_1d_float(prob)
+    _check_same_length(y, prob, "y and prob")
+    if np.any((prob < 0) | (prob > 1)):
+        raise ValueError("prob must lie in [0, 1]")
+    if n_bins < 1:
+        raise ValueError(f"n_bins must be >= 1, got {n_bins}")
+    if y.size == 0:
+        return float("nan")
+    pred = (prob >= 0.5).astype(int)
+    confidence = np.where(pred == 1, prob, 1.0 - prob)
+    correct = (pred == y).astype(float)
+    inner_edges = np.linspace(0.0, 1.0, n_bins + 1)[1:-1]
+    bins = np.searchsorted(inner_edges, confidence, side="left")  # right-closed bins
+    count = np.bincount(bins, minlength=n_bins)
+    correct_sum = np.bincount(bins, weights=correct, minlength=n_bins)
+    confidence_sum = np.bincount(bins, weights=confidence, minlength=n_bins)
+    gap = np.abs(correct_sum - confidence_sum)  # = |B_m| * |acc_m - conf_m|
+    return float(gap.sum() / y.size)
