@@ -134,3 +134,44 @@ def score_pairs_naive(model, tokenizer, pairs) -> Scores:
         token_logprobs = logprobs.gather(-1, input_ids[0, 1:].unsqueeze(-1)).squeeze(-1)
         totals[i] = token_logprobs[-n:].sum().item()
     return Scores(totals, np.array([n for _, n in sequences]))
+
+
+def score_labels(model, tokenizer, contexts: list[str], labels: list[str], batch_size: int = 32,
+                 progress: bool = False) -> np.ndarray:
+    """Log-probability of each of a few answer labels (e.g. [" A", " B"]) after each context: an
+    (n_contexts, n_labels) array. When every label is one token, one forward pass per context
+    gives all of them (the logits at the last position); otherwise it falls back to
+    `score_pairs` on every (context, label) pair. Same numbers either way."""
+    import torch
+    from tqdm.auto import tqdm
+
+    contexts, labels = list(contexts), list(labels)
+    label_ids = tokenizer(labels, add_special_tokens=False)["input_ids"]
+    if not contexts:
+        return np.zeros((0, len(labels)))
+    if any(len(ids) != 1 for ids in label_ids):
+        pairs = [(c, label) for c in contexts for label in labels]
+        return score_pairs(model, tokenizer, pairs, batch_size=batch_size, progress=progress).sum.reshape(
+            len(contexts), len(labels))
+    targets = torch.tensor([ids[0] for ids in label_ids])
+    # reuse _encode (context with special tokens) by scoring a dummy one-token continuation
+    sequences = [ids[:-1] for ids, _ in _encode(tokenizer, contexts, [labels[0]] * len(contexts), 1024)]
+    order = sorted(range(len(sequences)), key=lambda i: len(sequences[i]), reverse=True)
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    device = next(model.parameters()).device
+    out = np.zeros((len(sequences), len(labels)))
+    batches = [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
+    for batch in tqdm(batches, desc="scoring", disable=not progress):
+        width = max(len(sequences[i]) for i in batch)
+        input_ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
+        mask = torch.zeros((len(batch), width), dtype=torch.long)
+        for row, i in enumerate(batch):
+            input_ids[row, width - len(sequences[i]):] = torch.tensor(sequences[i])
+            mask[row, width - len(sequences[i]):] = 1
+        position_ids = (mask.cumsum(1) - 1).clamp(min=0)
+        with torch.inference_mode():
+            logits = model(input_ids=input_ids.to(device), attention_mask=mask.to(device),
+                           position_ids=position_ids.to(device), logits_to_keep=1, use_cache=False).logits
+        logprobs = torch.log_softmax(logits[:, -1].float(), dim=-1)[:, targets.to(logits.device)]
+        out[batch] = logprobs.cpu().numpy()
+    return out

@@ -4,6 +4,7 @@
     ds = load("world-facts")                  # DatasetDict: train / validation / test
     test = load("world-facts", split="test")  # one datasets.Dataset
     sciq = load("sciq", folder="path/to/SciQ")  # the real SciQ from its original files
+    items = load("cultural-items", split="test")   # the authored cultural-dimension bank
     list_datasets()                           # a table: name, rows per split, schema, source, license
 
 The pattern follows openai/weak-to-strong's dataset registry: one `DatasetSpec` per dataset
@@ -20,7 +21,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Callable
 
-from . import facts_triples, sciq, world_facts
+from . import cultural, facts_triples, sciq, world_facts
 from .binary import binary_view
 
 SPLITS = ("train", "validation", "test")
@@ -58,6 +59,16 @@ FACTS_TRIPLES_SCHEMA = {
     "template": "the relation's template with [X] and [Y]",
     "query": "the template with [X] filled in",
     "generator": "generator version, e.g. " + facts_triples.GENERATOR_VERSION,
+}
+
+CULTURAL_SCHEMA = {
+    "id": "item id (authored bank: DIM-Domain-k; CDEval: cdeval-<row in the source file>)",
+    "Dimension": "Hofstede dimension: " + ", ".join(cultural.DIMENSIONS),
+    "Domain": "domain: " + ", ".join(cultural.DOMAINS),
+    "Question": "the question",
+    "Option 1": "the answer at the high pole (high PDI, individualism, high UAI, masculinity, long-term, indulgence)",
+    "Option 2": "the answer at the low pole",
+    "source": "alignlab (authored bank) or cdeval",
 }
 
 SCIQ_SCHEMA = {
@@ -98,6 +109,24 @@ DATASETS: dict[str, DatasetSpec] = {
             description="SciQ (Welbl et al. 2017): crowd-sourced science exam questions.",
             schema=SCIQ_SCHEMA,
             sizes=sciq.cached_split_sizes,
+        ),
+        DatasetSpec(
+            name="cultural-items",
+            builder=cultural.load_cultural_items,
+            source="authored by the alignlab authors in CDEval's schema (data/cultural_items.json)",
+            license="same as alignlab",
+            description="Two-option questions on six Hofstede dimensions x seven domains, 5+ per cell (split: test).",
+            schema=CULTURAL_SCHEMA,
+            sizes=cultural.bank_sizes,
+        ),
+        DatasetSpec(
+            name="cdeval",
+            builder=cultural.load_cdeval,
+            source="hub: " + cultural.HUB_ID + " (or a local CDEval.json: load('cdeval', path=...))",
+            license="not stated by the source (check the hub dataset card)",
+            description="CDEval (Wang et al. 2024): cultural-dimension questions, one option per pole (split: test).",
+            schema=CULTURAL_SCHEMA,
+            sizes=cultural.cdeval_cached_sizes,
         ),
     ]
 }

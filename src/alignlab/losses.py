@@ -1,0 +1,106 @@
+"""Losses for training a classifier on (possibly soft, possibly weak) labels.
+
+All losses take `logits` (n, C) and `targets` (n, C), a probability distribution per row (one-hot
+for gold labels, the teacher's predicted probabilities for weak labels), and optional per-example
+`sample_weight` (n,) (AdaBoost passes its weights here). They return a scalar (weighted mean).
+
+- `soft_cross_entropy`: CE(p, q) = -sum_c q_c log p_c. The plain weak-to-strong loss ("xent").
+- `confidence_loss`: the auxiliary confidence loss of Burns et al. (2023) ("logconf"),
+
+      L(t) = (1 - a(t)) * CE(p, weak) + a(t) * CE(p, hard(p))
+
+  where hard(p) are the student's own predictions hardened to one-hot. In the binary case a
+  prediction is positive when p_1 > tau, with tau the (1 - r) quantile of p_1 in the batch and r the
+  weak labels' positive rate in the batch, so the hardened labels keep the weak labels' class
+  balance (a student cannot collapse onto one class through its own labels). With more than two
+  classes hard(p) is the argmax. The weight follows `confidence_weight`:
+
+      a(t) = a_max * min(1, t / (f * T))
+
+  for step t (0-based count of optimizer steps done) out of T total steps and a warm-up fraction f:
+  a linear ramp from 0 that reaches a_max exactly at the end of the warm-up and stays there (no
+  jump; f = 0 means a_max from the first step).
+- `product_loss`: CE(p, normalize(weak^a * p^b)) with the student's p detached, b warmed up like
+  a(t) (the "product" loss of the same paper's code).
+
+Targets built from the student's own predictions are detached: they are labels, not paths for
+gradients.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+LOSSES = ("xent", "logconf", "product")
+
+
+def _weighted_mean(values: torch.Tensor, sample_weight: torch.Tensor | None) -> torch.Tensor:
+    if sample_weight is None:
+        return values.mean()
+    sample_weight = sample_weight.to(values.dtype)
+    return (values * sample_weight).sum() / sample_weight.sum().clamp(min=1e-12)
+
+
+def soft_cross_entropy(logits: torch.Tensor, targets: torch.Tensor, sample_weight: torch.Tensor | None = None):
+    """Cross-entropy against a target distribution per row (soft labels)."""
+    if logits.shape != targets.shape:
+        raise ValueError(f"logits {tuple(logits.shape)} and targets {tuple(targets.shape)} differ in shape")
+    per_example = -(targets.to(logits.dtype) * F.log_softmax(logits, dim=-1)).sum(-1)
+    return _weighted_mean(per_example, sample_weight)
+
+
+def confidence_weight(step: int, total_steps: int, alpha_max: float = 0.75, warmup_frac: float = 0.2) -> float:
+    """a(t) = a_max * min(1, t / (f * T)): 0 at step 0, a_max at the end of the warm-up, then constant."""
+    if not 0.0 <= warmup_frac <= 1.0:
+        raise ValueError(f"warmup_frac must be in [0, 1], got {warmup_frac}")
+    warmup_steps = warmup_frac * total_steps
+    if warmup_steps <= 0:
+        return float(alpha_max)
+    return float(alpha_max) * min(1.0, step / warmup_steps)
+
+
+def balanced_threshold(p_positive: torch.Tensor, positive_rate: float) -> torch.Tensor:
+    """tau such that about `positive_rate` of the values of `p_positive` are above it: the
+    (1 - positive_rate) quantile."""
+    positive_rate = float(min(max(positive_rate, 0.0), 1.0))
+    return torch.quantile(p_positive.detach().float(), 1.0 - positive_rate)
+
+
+def harden(probs: torch.Tensor, weak_targets: torch.Tensor) -> torch.Tensor:
+    """The student's predictions as one-hot labels; binary: thresholded to keep the weak class balance."""
+    probs = probs.detach()
+    n_classes = probs.shape[-1]
+    if n_classes == 2:
+        tau = balanced_threshold(probs[:, 1], weak_targets[:, 1].float().mean().item())
+        positive = (probs[:, 1] > tau).long()
+        return F.one_hot(positive, 2).to(probs.dtype)
+    return F.one_hot(probs.argmax(-1), n_classes).to(probs.dtype)
+
+
+def confidence_loss(logits, weak_targets, alpha: float, sample_weight=None):
+    """(1 - alpha) * CE(p, weak) + alpha * CE(p, hard(p)); see the module docstring."""
+    hard = harden(torch.softmax(logits, dim=-1), weak_targets)
+    target = (1.0 - alpha) * weak_targets.to(logits.dtype) + alpha * hard
+    return soft_cross_entropy(logits, target, sample_weight)
+
+
+def product_loss(logits, weak_targets, beta: float, alpha: float = 1.0, sample_weight=None):
+    """CE(p, normalize(weak^alpha * p^beta)), p detached."""
+    probs = torch.softmax(logits, dim=-1).detach()
+    target = weak_targets.to(logits.dtype).clamp(min=1e-8).pow(alpha) * probs.clamp(min=1e-8).pow(beta)
+    target = target / target.sum(-1, keepdim=True)
+    return soft_cross_entropy(logits, target, sample_weight)
+
+
+def compute_loss(name: str, logits, targets, step: int, total_steps: int, *, alpha_max: float = 0.75,
+                 warmup_frac: float = 0.2, sample_weight=None):
+    """The loss `name` (one of LOSSES) at optimizer step `step` of `total_steps`."""
+    if name == "xent":
+        return soft_cross_entropy(logits, targets, sample_weight)
+    weight = confidence_weight(step, total_steps, alpha_max, warmup_frac)
+    if name == "logconf":
+        return confidence_loss(logits, targets, weight, sample_weight)
+    if name == "product":
+        return product_loss(logits, targets, beta=weight, sample_weight=sample_weight)
+    raise ValueError(f"unknown loss {name!r}: use one of {', '.join(LOSSES)}")

@@ -1,0 +1,350 @@
+"""Weak-to-strong generalization (Burns et al. 2023) with better weak supervision (ensembles).
+
+The pipeline, per seed and per (weak, strong) model pair:
+
+1. The training split is cut in two random halves (the cut depends on the seed).
+2. The weak teacher learns half 1 with gold labels and predicts soft labels on half 2. Teachers:
+   `single` (one model), `bagging` (K members on bootstrap resamples of half 1, soft voting, K
+   chosen on validation), `boosting` (SAMME, rounds chosen on validation); see
+   `alignlab.ensembles`.
+3. The strong ceiling learns half 2 with gold labels.
+4. The strong student learns half 2 with the teacher's soft labels, once per loss (`xent`,
+   `logconf`, `product`; see `alignlab.losses`).
+5. All are evaluated once on the test split; PGR = (student - weak) / (ceiling - weak), on
+   accuracy and on AUROC (`pgr`).
+
+Choices on validation. Epochs of the teacher and the ceiling: best validation accuracy with gold
+labels (they are trained on gold labels anyway). Epochs of the student: best agreement with the
+TEACHER's labels on the validation split by default (`student_val="weak"`: in the weak-to-strong
+setting gold labels for the strong task are not available; "gold" is the optimistic variant).
+Ensemble sizes: best validation accuracy with gold labels. The test split is used for nothing but
+the final numbers.
+
+What each seed varies: the halves, every head's initialisation and minibatch order, the bootstrap
+resamples, and (in `alignlab.icl`) the demonstrations drawn.
+
+Mode: `probe` (linear heads on frozen, cached features: `features`) or `finetune` (the models
+themselves; see `alignlab.train`). Both go through the same learner API.
+
+Results of one seed are cached (`alignlab.cache`), keyed by everything that produced them, so a
+warm re-run of a notebook recomputes nothing; PGR is computed from the cached accuracies outside
+the cache, so its undefined-case warning appears on every run.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import asdict, dataclass, field, replace
+
+import numpy as np
+
+FEATURES_VERSION = "1"
+SEED_VERSION = "1"
+METHODS = ("single", "bagging", "boosting")
+
+
+class PGRUndefinedWarning(UserWarning):
+    """The strong ceiling is not above the weak teacher: PGR is undefined (reported as NaN)."""
+
+
+def pgr(weak: float, student: float, ceiling: float, what: str = "accuracy") -> float:
+    """Performance gap recovered: (student - weak) / (ceiling - weak).
+
+    0 means the student only matches its teacher, 1 means it matches the ceiling trained on gold
+    labels. When ceiling <= weak there is no gap to recover and the ratio means nothing: the
+    result is NaN and a PGRUndefinedWarning says so (never a huge number from a tiny gap's sign).
+    """
+    weak, student, ceiling = float(weak), float(student), float(ceiling)
+    if any(math.isnan(v) for v in (weak, student, ceiling)):
+        return float("nan")
+    if ceiling <= weak:
+        warnings.warn(f"PGR on {what} is undefined: the ceiling ({ceiling:.4f}) is not above the weak "
+                      f"teacher ({weak:.4f}); reported as NaN", PGRUndefinedWarning, stacklevel=2)
+        return float("nan")
+    return (student - weak) / (ceiling - weak)
+
+
+def split_halves(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """A random partition of range(n) into two halves (sorted index arrays), set by `seed`."""
+    order = np.random.default_rng([seed, 1]).permutation(n)
+    return np.sort(order[: n // 2]), np.sort(order[n // 2:])
+
+
+def features(model_name: str, texts, batch_size: int = 32, progress: bool = False) -> np.ndarray:
+    """Pooled frozen features (n, dim) of `texts` under `model_name`, computed once and cached."""
+    from alignlab.cache import Cache
+    from alignlab.models import load_feature_extractor
+
+    texts = [str(t) for t in texts]
+    return Cache().memo("features", FEATURES_VERSION,
+                        lambda: load_feature_extractor(model_name)(texts, batch_size=batch_size, progress=progress),
+                        model=model_name, texts=texts)
+
+
+@dataclass
+class W2SConfig:
+    """Everything that shapes one seed's results (part of its cache key)."""
+
+    mode: str = "probe"  # probe or finetune
+    losses: list = field(default_factory=lambda: ["xent", "logconf", "product"])
+    methods: list = field(default_factory=lambda: list(METHODS))
+    n_bagging: int = 10  # bagging members trained; the number used is chosen on validation
+    n_boosting: int = 10  # maximum AdaBoost rounds
+    epochs: int = 40
+    lr: float = 3e-3
+    batch_size: int = 128
+    weight_decay: float = 1e-3
+    alpha_max: float = 0.75
+    warmup_frac: float = 0.2
+    student_val: str = "weak"  # weak or gold: the labels the student's epochs are chosen on
+    # finetune mode only
+    train_layers: int | None = None
+    lora_r: int = 0
+    finetune_epochs: int = 2
+    finetune_lr: float = 5e-5
+    finetune_batch_size: int = 16
+
+    def train_config(self, loss: str = "xent", seed: int = 0):
+        from alignlab.train import TrainConfig
+
+        if self.mode == "finetune":
+            return TrainConfig(loss=loss, epochs=self.finetune_epochs, lr=self.finetune_lr,
+                               batch_size=self.finetune_batch_size, weight_decay=0.0,
+                               alpha_max=self.alpha_max, warmup_frac=self.warmup_frac, seed=seed)
+        return TrainConfig(loss=loss, epochs=self.epochs, lr=self.lr, batch_size=self.batch_size,
+                           weight_decay=self.weight_decay, alpha_max=self.alpha_max,
+                           warmup_frac=self.warmup_frac, seed=seed)
+
+
+def check_config(config: W2SConfig) -> None:
+    """Domain checks, with the parameter name and the allowed values (fast, before any work)."""
+    from alignlab.losses import LOSSES
+    from alignlab.train import MODES
+
+    if config.mode not in MODES:
+        raise ValueError(f"mode must be one of {', '.join(MODES)}, got {config.mode!r}")
+    bad = [loss for loss in config.losses if loss not in LOSSES]
+    if bad or not config.losses:
+        raise ValueError(f"losses must be a non-empty list of {', '.join(LOSSES)}, got {config.losses!r}")
+    bad = [m for m in config.methods if m not in METHODS]
+    if bad or not config.methods or config.methods[0] != "single":
+        raise ValueError(f"methods must start with 'single' and be drawn from {', '.join(METHODS)}, got {config.methods!r}")
+    if not 0.0 <= config.alpha_max <= 1.0:
+        raise ValueError(f"alpha_max must be in [0, 1], got {config.alpha_max}")
+    if not 0.0 <= config.warmup_frac <= 1.0:
+        raise ValueError(f"warmup_frac must be in [0, 1], got {config.warmup_frac}")
+    if config.student_val not in ("weak", "gold"):
+        raise ValueError(f"student_val must be 'weak' or 'gold', got {config.student_val!r}")
+    for name in ("n_bagging", "n_boosting", "epochs", "batch_size"):
+        if getattr(config, name) < 1:
+            raise ValueError(f"{name} must be >= 1, got {getattr(config, name)}")
+
+
+def _auroc(y, probs) -> float:
+    from alignlab.stats import auroc
+
+    return float(auroc(y, probs[:, 1]))
+
+
+def _acc(y, probs) -> float:
+    return float((probs.argmax(1) == np.asarray(y)).mean())
+
+
+def teachers(weak, labels: dict, half1, half2, config: W2SConfig, seed: int) -> tuple[dict, list]:
+    """Train the weak teachers of `config.methods` on half 1.
+
+    Returns ({method: {"train": soft labels on half 2, "validation": probs, "test": probs, "size": n}},
+    curve rows: weak-label accuracy and validation accuracy against ensemble size)."""
+    from alignlab import ensembles
+
+    y, y_val = labels["train"], labels["validation"]
+    base = config.train_config("xent", seed)
+    out, curve = {}, []
+
+    def predict_all(models, combine):
+        return {split: combine([weak.predict(m, split, half2 if split == "train" else None) for m in models])
+                for split in ("train", "validation", "test")}
+
+    if "single" in config.methods:
+        model = weak.fit("train", half1, y[half1], base, val_labels=y_val)
+        out["single"] = {**predict_all([model], lambda ps: ps[0]), "size": 1}
+
+    if "bagging" in config.methods:
+        members = ensembles.bagging(weak, "train", half1, y[half1], base, config.n_bagging, seed=seed, val_labels=y_val)
+        probs = {s: [weak.predict(m, s, half2 if s == "train" else None) for m in members] for s in ("train", "validation")}
+        val_by_size = {}
+        for k in range(1, len(members) + 1):
+            for how in ("soft", "hard"):
+                val = ensembles.vote(probs["validation"][:k], how)
+                train = ensembles.vote(probs["train"][:k], how)
+                soft_val = ensembles.vote(probs["validation"][:k], "soft")
+                soft_train = ensembles.vote(probs["train"][:k], "soft")
+                val_acc = float((ensembles.hard_vote_predict(val, soft_val) == y_val).mean())
+                label_acc = float((ensembles.hard_vote_predict(train, soft_train) == y[half2]).mean())
+                curve.append({"method": "bagging", "voting": how, "size": k, "val_acc": val_acc, "weak_label_acc": label_acc})
+                if how == "soft":
+                    val_by_size[k] = val_acc
+        size = ensembles.choose_size(val_by_size)
+        out["bagging"] = {**predict_all(members[:size], lambda ps: ensembles.vote(ps, "soft")), "size": size}
+
+    if "boosting" in config.methods:
+        members, alphas, _ = ensembles.adaboost(weak, "train", half1, y[half1], base, config.n_boosting,
+                                                n_classes=2, seed=seed, val_labels=y_val)
+        probs = {s: [weak.predict(m, s, half2 if s == "train" else None) for m in members] for s in ("train", "validation")}
+        val_by_size = {}
+        for r in range(1, len(members) + 1):
+            val_acc = float((ensembles.boosted_predict(probs["validation"][:r], alphas[:r]) == y_val).mean())
+            label_acc = float((ensembles.boosted_predict(probs["train"][:r], alphas[:r]) == y[half2]).mean())
+            curve.append({"method": "boosting", "voting": "weighted", "size": r, "val_acc": val_acc, "weak_label_acc": label_acc})
+            val_by_size[r] = val_acc
+        size = ensembles.choose_size(val_by_size)
+        out["boosting"] = {**predict_all(members[:size], lambda ps: ensembles.boosted_proba(ps, alphas[:size])), "size": size}
+    return out, curve
+
+
+def run_seed(weak, strong, labels: dict, config: W2SConfig, seed: int) -> dict:
+    """One seed of the whole pipeline: {"rows": [...], "curve": [...]} of plain numbers (no PGR yet)."""
+    labels = {k: np.asarray(v) for k, v in labels.items()}
+    y, y_val, y_test = labels["train"], labels["validation"], labels["test"]
+    half1, half2 = split_halves(len(y), seed)
+
+    ceiling_model = strong.fit("train", half2, y[half2], config.train_config("xent", seed), val_labels=y_val)
+    ceiling = strong.predict(ceiling_model, "test")
+    teacher_out, curve = teachers(weak, labels, half1, half2, config, seed)
+
+    rows = []
+    for method, t in teacher_out.items():
+        soft = t["train"].astype(np.float32)
+        student_val = t["validation"].argmax(1) if config.student_val == "weak" else y_val
+        for loss in config.losses:
+            model = strong.fit("train", half2, soft, config.train_config(loss, seed), val_labels=student_val)
+            student = strong.predict(model, "test")
+            rows.append({
+                "seed": seed, "method": method, "loss": loss, "ensemble_size": t["size"],
+                "weak_label_acc": _acc(y[half2], soft),
+                "weak_acc": _acc(y_test, t["test"]), "weak_auc": _auroc(y_test, t["test"]),
+                "ceiling_acc": _acc(y_test, ceiling), "ceiling_auc": _auroc(y_test, ceiling),
+                "student_acc": _acc(y_test, student), "student_auc": _auroc(y_test, student),
+                "student_agreement": float((student.argmax(1) == t["test"].argmax(1)).mean()),
+            })
+    for row in curve:
+        row["seed"] = seed
+    return {"rows": rows, "curve": curve}
+
+
+def make_learner(model_name: str, texts: dict, config: W2SConfig, progress: bool = False):
+    """A ProbeLearner on cached features, or a FinetuneLearner, for `model_name` on `texts` per split."""
+    from alignlab.train import FinetuneLearner, ProbeLearner
+
+    if config.mode == "probe":
+        return ProbeLearner({split: features(model_name, t, progress=progress) for split, t in texts.items()})
+    return FinetuneLearner(model_name, texts, train_layers=config.train_layers, lora_r=config.lora_r)
+
+
+def run_study(pairs: list[tuple[str, str]], texts: dict, labels: dict, seeds: list[int], config: W2SConfig,
+              progress: bool = False):
+    """All pairs and seeds, each seed cached. Returns (results, curve) DataFrames; results have PGR."""
+    import pandas as pd
+
+    from alignlab.cache import Cache
+
+    check_config(config)
+    rows, curves = [], []
+    for weak_name, strong_name in pairs:
+        learners = {}
+        for seed in seeds:
+            def compute(seed=seed):
+                if not learners:  # features (cached too) only when some seed is not cached
+                    learners["weak"] = make_learner(weak_name, texts, config, progress)
+                    learners["strong"] = make_learner(strong_name, texts, config, progress)
+                return run_seed(learners["weak"], learners["strong"], labels, config, seed)
+
+            result = Cache().memo("w2s_seed", SEED_VERSION, compute, weak=weak_name, strong=strong_name,
+                                  texts=texts, labels={k: np.asarray(v) for k, v in labels.items()},
+                                  config=asdict(config), seed=seed)
+            pair = f"{weak_name} -> {strong_name}"
+            rows += [{"pair": pair, **r} for r in result["rows"]]
+            curves += [{"pair": pair, **r} for r in result["curve"]]
+    results = add_pgr(pd.DataFrame(rows))
+    return results, pd.DataFrame(curves)
+
+
+def add_pgr(results):
+    """Columns pgr_acc and pgr_auc, one PGR per row (seed); NaN with a warning where undefined."""
+    results = results.copy()
+    results["pgr_acc"] = [pgr(w, s, c, "accuracy") for w, s, c in
+                          zip(results.weak_acc, results.student_acc, results.ceiling_acc)]
+    results["pgr_auc"] = [pgr(w, s, c, "AUROC") for w, s, c in
+                          zip(results.weak_auc, results.student_auc, results.ceiling_auc)]
+    return results
+
+
+def summary_table(results):
+    """One row per (pair, method, loss): mean [95% t-CI over seeds] of the key numbers."""
+    import pandas as pd
+
+    from alignlab.stats import format_ci, summarize
+
+    columns = ["weak_label_acc", "weak_acc", "ceiling_acc", "student_acc", "pgr_acc", "pgr_auc"]
+    table = None
+    for column in columns:
+        s = summarize(results, by=["pair", "method", "loss"], value=column)
+        s[column] = [format_ci(m, lo, hi) for m, lo, hi in zip(s["mean"], s["lo"], s["hi"])]
+        s = s[["pair", "method", "loss", column]]
+        table = s if table is None else table.merge(s, on=["pair", "method", "loss"])
+    order = {m: i for i, m in enumerate(METHODS)}
+    table["_o"] = table["method"].map(order)
+    return table.sort_values(["pair", "_o", "loss"]).drop(columns="_o").reset_index(drop=True)
+
+
+def metrics(results, curve, icl_results=None) -> dict:
+    """The flat metrics of the study (means over seeds, first pair), as the issue names them."""
+    first = results[results.pair == results.pair.iloc[0]]
+
+    def mean(method, loss, column):
+        rows = first[(first.method == method) & (first.loss == loss)]
+        return float(rows[column].mean()) if len(rows) else float("nan")
+
+    def ci(method, loss, column):
+        from alignlab.stats import t_ci
+
+        rows = first[(first.method == method) & (first.loss == loss)][column].dropna()
+        return t_ci(rows.to_numpy()) if len(rows) > 1 else (float("nan"), float("nan"))
+
+    out = {
+        "weak_acc": mean("single", "xent", "weak_acc"),
+        "ceiling_acc": mean("single", "xent", "ceiling_acc"),
+        "student_acc_xent": mean("single", "xent", "student_acc"),
+        "student_acc_logconf": mean("single", "logconf", "student_acc"),
+        "pgr_xent": mean("single", "xent", "pgr_acc"),
+        "pgr_logconf": mean("single", "logconf", "pgr_acc"),
+        "pgr_auc_xent": mean("single", "xent", "pgr_auc"),
+        "pgr_auc_logconf": mean("single", "logconf", "pgr_auc"),
+        "weak_label_acc": mean("single", "xent", "weak_label_acc"),
+        "bagging_weak_acc": mean("bagging", "xent", "weak_acc"),
+        "bagging_weak_label_acc": mean("bagging", "xent", "weak_label_acc"),
+        "bagging_student_acc": mean("bagging", "xent", "student_acc"),
+        "bagging_pgr": mean("bagging", "xent", "pgr_acc"),
+        "bagging_pgr_logconf": mean("bagging", "logconf", "pgr_acc"),
+        "bagging_size": mean("bagging", "xent", "ensemble_size"),
+        "boosting_weak_acc": mean("boosting", "xent", "weak_acc"),
+        "boosting_weak_label_acc": mean("boosting", "xent", "weak_label_acc"),
+        "boosting_student_acc": mean("boosting", "xent", "student_acc"),
+        "boosting_pgr": mean("boosting", "xent", "pgr_acc"),
+        "boosting_pgr_logconf": mean("boosting", "logconf", "pgr_acc"),
+        "boosting_rounds": mean("boosting", "xent", "ensemble_size"),
+        "n_seeds": float(first.seed.nunique()),
+    }
+    if "product" in set(first.loss):
+        out["student_acc_product"] = mean("single", "product", "student_acc")
+        out["pgr_product"] = mean("single", "product", "pgr_acc")
+    lo, hi = ci("single", "xent", "pgr_acc")
+    out["pgr_xent_lo"], out["pgr_xent_hi"] = lo, hi
+    lo, hi = ci("single", "logconf", "pgr_acc")
+    out["pgr_logconf_lo"], out["pgr_logconf_hi"] = lo, hi
+    if icl_results is not None and len(icl_results):
+        from alignlab.icl import headline
+
+        out.update(headline(icl_results))
+    return out

@@ -1,0 +1,35 @@
+"""Shared fixtures: run a study notebook through the real runner in a temporary project."""
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+def run_study(tmp_path, monkeypatch):
+    """run_study("00_overview", param=value, ...) -> (RunResult, metrics dict).
+
+    The notebook is copied into a temporary project (its own results/, figures/ and registry), so a
+    test run never touches the checkout's results. The user cache of converted models is shared;
+    artifact reads are disabled (ALIGNLAB_NO_CACHE=1) so the smoke run really computes."""
+    from alignlab import runner
+
+    (tmp_path / "pyproject.toml").write_text("[project]\nname = 'smoke'\n")
+    (tmp_path / "notebooks").mkdir()
+    shutil.copytree(REPO / "profiles", tmp_path / "profiles")
+    monkeypatch.setenv("ALIGNLAB_ROOT", str(tmp_path))
+    monkeypatch.setenv("ALIGNLAB_NO_CACHE", "1")
+    monkeypatch.delenv("ALIGNLAB_RUN_DIR", raising=False)
+
+    def run(notebook: str, **overrides):
+        shutil.copy(REPO / "notebooks" / f"{notebook}.ipynb", tmp_path / "notebooks")
+        result = runner.run_notebook(notebook, "quick", overrides, progress_bar=False)
+        assert result.status == "ok", f"{notebook} failed in cell {result.failed_cell}: {result.error}"
+        metrics = json.loads((tmp_path / result.run_dir / "metrics.json").read_text())
+        return result, metrics
+
+    return run

@@ -1,0 +1,164 @@
+"""The model zoo: names, checksums, the conversion cache's lock, pooling, classifiers, features."""
+
+import multiprocessing
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from alignlab import models
+from alignlab.testing import tiny_causal_lm, tiny_encoder
+
+
+@pytest.fixture
+def offline(monkeypatch):
+    monkeypatch.setattr(models, "hub_reachable", lambda timeout=1.5: False)
+    monkeypatch.setattr(models, "_in_hub_cache", lambda repo_id: False)
+
+
+def test_embedded_names_resolve_without_loading():
+    for name in ("minilm-l6", "smollm2-135m", "gemma3-270m"):
+        models.check_model_name(name)
+        assert models.model_kind(name) in ("encoder", "decoder")
+
+
+def test_unknown_name_lists_embedded_models_and_says_hub_needs_network(offline):
+    with pytest.raises(models.ModelNotAvailable) as error:
+        models.check_model_name("smollm-135m")
+    message = str(error.value)
+    assert "smollm-135m" in message and "network" in message
+    for name in models.EMBEDDED:
+        assert name in message
+
+
+def test_malformed_name_is_rejected(offline):
+    with pytest.raises(models.ModelNotAvailable, match="not a hub id"):
+        models.check_model_name("not a model!!")
+
+
+def test_local_folder_without_config_is_rejected(tmp_path):
+    with pytest.raises(models.ModelNotAvailable, match="config.json"):
+        models.check_model_name(str(tmp_path))
+
+
+def test_reachable_hub_id_is_accepted(monkeypatch):
+    monkeypatch.setattr(models, "hub_reachable", lambda timeout=1.5: True)
+    models.check_model_name("Qwen/Qwen2.5-7B")
+
+
+def test_sha256_mismatch_is_a_clear_error(tmp_path):
+    path = tmp_path / "weights.gguf"
+    path.write_bytes(b"not the pinned weights")
+    with pytest.raises(models.ChecksumMismatch, match="sha256 mismatch for weights.gguf"):
+        models.verify_sha256(path, "0" * 64)
+    models.verify_sha256(path, models.sha256_file(path))
+
+
+def _convert_in_child(cache: str, counter: str):
+    import os
+
+    os.environ["ALIGNLAB_CACHE"] = cache
+    from alignlab import models as m
+
+    def slow_convert(spec, target):
+        with open(counter, "a") as f:
+            f.write("x")
+        time.sleep(1.0)
+        tmp = Path(str(target) + ".partial")
+        tmp.mkdir()
+        (tmp / "model.safetensors").write_bytes(b"weights")
+        (tmp / "alignlab.json").write_text('{"weights_sha256": "%s"}' % m.sha256_file(tmp / "model.safetensors"))
+        os.replace(tmp, target)
+
+    m._convert_gguf = slow_convert
+    m.embedded_folder("smollm2-135m")
+
+
+def test_two_processes_converting_at_once_convert_once(tmp_path):
+    if "fork" not in multiprocessing.get_all_start_methods():
+        pytest.skip("needs fork")
+    ctx = multiprocessing.get_context("fork")
+    counter = tmp_path / "count"
+    procs = [ctx.Process(target=_convert_in_child, args=(str(tmp_path / "cache"), str(counter))) for _ in range(2)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(30)
+    assert [p.exitcode for p in procs] == [0, 0]
+    assert counter.read_text() == "x"  # the second process waited for the lock and found the model ready
+    folder = tmp_path / "cache" / "models" / f"smollm2-135m-v{models.CONVERSION_VERSION}"
+    assert (folder / "alignlab.json").is_file()
+
+
+def test_pool_last_reads_the_mask_not_the_pad_id():
+    hidden = torch.arange(2 * 4 * 1, dtype=torch.float32).reshape(2, 4, 1)
+    right_padded = torch.tensor([[1, 1, 0, 0], [1, 1, 1, 1]])
+    left_padded = torch.tensor([[0, 0, 1, 1], [1, 1, 1, 1]])
+    assert models.pool(hidden, right_padded, "last").flatten().tolist() == [1.0, 7.0]
+    assert models.pool(hidden, left_padded, "last").flatten().tolist() == [3.0, 7.0]
+    assert models.pool(hidden, right_padded, "mean").flatten().tolist() == [0.5, 5.5]
+
+
+def _save_tiny(tmp_path, maker):
+    model, tokenizer = maker()
+    model.save_pretrained(tmp_path)
+    tokenizer.save_pretrained(tmp_path)
+    return str(tmp_path)
+
+
+def test_classifier_is_padding_invariant(tmp_path):
+    """The same text gives the same logits alone and padded in a batch (pad = EOS here, which
+    also occurs inside the text: pooling by pad id would read the wrong position)."""
+    path = _save_tiny(tmp_path, lambda: tiny_causal_lm("llama"))
+    clf, tok = models.load_classifier(path, num_labels=3)
+    tok.pad_token = tok.eos_token
+    texts = ["Q: capital of Peru? A: Lima" + tok.eos_token + " more", "short"]
+    batch = tok(texts, padding=True, return_tensors="pt")
+    with torch.no_grad():
+        together = clf(batch["input_ids"], batch["attention_mask"])
+        alone = clf(**{k: v for k, v in tok(texts[1:], return_tensors="pt").items() if k != "token_type_ids"})
+    assert together.shape == (2, 3)
+    torch.testing.assert_close(together[1], alone[0], rtol=1e-4, atol=1e-5)
+
+
+def test_feature_extractor_decoder_and_encoder(tmp_path):
+    decoder = models.load_feature_extractor(_save_tiny(tmp_path / "dec", lambda: tiny_causal_lm("gpt2")))
+    encoder = models.load_feature_extractor(_save_tiny(tmp_path / "enc", tiny_encoder))
+    texts = ["a longer text about the capital of France", "short", "Q: What is O? A: oxygen"]
+    for extract, pooling in ((decoder, "last"), (encoder, "mean")):
+        assert extract.pooling == pooling
+        X = extract(texts, batch_size=2)
+        assert X.shape == (3, extract.dim) and X.dtype == np.float32
+        np.testing.assert_allclose(X[1], extract(texts[1:2])[0], rtol=1e-4, atol=1e-5)
+
+
+def test_dtype_choice_and_override(monkeypatch):
+    assert models.pick_dtype("cpu") == torch.float32
+    assert models.pick_dtype("cpu", "bf16") == torch.bfloat16
+    monkeypatch.setenv("ALIGNLAB_DTYPE", "bfloat16")
+    assert models.pick_dtype("cpu") == torch.bfloat16
+    with pytest.raises(ValueError, match="unknown dtype 'int3'"):
+        models.pick_dtype("cpu", "int3")
+
+
+def test_encoder_has_no_causal_lm():
+    with pytest.raises(models.ModelNotAvailable, match="encoder"):
+        models.load_causal_lm("minilm-l6")
+
+
+def test_list_models_columns():
+    table = models.list_models()
+    assert list(table["name"]) == ["minilm-l6", "smollm2-135m", "gemma3-270m"]
+    assert {"params", "license", "package", "cached"} <= set(table.columns)
+
+
+@pytest.mark.slow
+def test_embedded_smollm2_loads_and_knows_a_capital():
+    """The real converted model (converted on first use, sha256 checked) ranks Paris first."""
+    from alignlab.scoring import score_choices
+
+    model, tokenizer = models.load_causal_lm("smollm2-135m")
+    scores = score_choices(model, tokenizer, ["The capital of France is"], [[" Paris", " Lima", " Oslo"]])[0]
+    assert scores.argmax() == 0
