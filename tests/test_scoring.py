@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from alignlab.scoring import choice_probabilities, score_choices, score_pairs, score_pairs_naive
+from alignlab.scoring import choice_probabilities, score_choices, score_labels, score_pairs, score_pairs_naive
 from alignlab.testing import tiny_causal_lm
 
 PAIRS = [
@@ -67,3 +67,18 @@ def test_empty_continuation_is_an_error():
 def test_choice_probabilities_softmax():
     p = choice_probabilities(np.array([np.log(1.0), np.log(3.0)]))
     np.testing.assert_allclose(p, [0.25, 0.75])
+
+
+@pytest.mark.parametrize("arch", ["llama", "gemma3"])
+def test_score_labels_one_pass_equals_pairwise_scoring(arch):
+    model, tokenizer = tiny_causal_lm(arch)
+    contexts = [c for c, _ in PAIRS]
+    single = [" A", " O"]  # one token each in the tiny vocabulary
+    assert all(len(tokenizer(x, add_special_tokens=False)["input_ids"]) == 1 for x in single)
+    fast = score_labels(model, tokenizer, contexts, single, batch_size=2)
+    reference = score_pairs_naive(model, tokenizer, [(c, x) for c in contexts for x in single]).sum
+    np.testing.assert_allclose(fast.ravel(), reference, rtol=1e-5, atol=1e-4)
+    multi = [" Paris", " the capital"]  # falls back to pairwise scoring
+    np.testing.assert_allclose(score_labels(model, tokenizer, contexts, multi).ravel(),
+                               score_pairs_naive(model, tokenizer, [(c, x) for c in contexts for x in multi]).sum,
+                               rtol=1e-5, atol=1e-4)

@@ -54,6 +54,25 @@ def _encode(tokenizer, contexts: list[str], continuations: list[str], max_length
     return sequences
 
 
+def _pad_id(tokenizer) -> int:
+    return tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+
+
+def _left_padded(sequences: list[list[int]], pad_id: int, device):
+    """(input_ids, attention_mask, position_ids) for token lists, LEFT-padded so that every
+    sequence ends at the last position; position ids count real tokens only."""
+    import torch
+
+    width = max(len(ids) for ids in sequences)
+    input_ids = torch.full((len(sequences), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(sequences), width), dtype=torch.long)
+    for row, ids in enumerate(sequences):
+        input_ids[row, width - len(ids):] = torch.tensor(ids)
+        mask[row, width - len(ids):] = 1
+    position_ids = (mask.cumsum(1) - 1).clamp(min=0)
+    return input_ids.to(device), mask.to(device), position_ids.to(device)
+
+
 def score_pairs(model, tokenizer, pairs, batch_size: int = 32, max_length: int = 1024,
                 progress: bool = False) -> Scores:
     """Log-likelihood of each (context, continuation) pair under a causal LM."""
@@ -66,23 +85,15 @@ def score_pairs(model, tokenizer, pairs, batch_size: int = 32, max_length: int =
     contexts, continuations = zip(*pairs)
     sequences = _encode(tokenizer, list(contexts), list(continuations), max_length)
     order = sorted(range(len(sequences)), key=lambda i: len(sequences[i][0]), reverse=True)
-    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     device = next(model.parameters()).device
     totals = np.zeros(len(sequences), dtype=np.float64)
     lengths = np.array([n for _, n in sequences], dtype=int)
 
     batches = [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
     for batch in tqdm(batches, desc="scoring", disable=not progress):
-        width = max(len(sequences[i][0]) for i in batch)
+        input_ids, mask, position_ids = _left_padded([sequences[i][0] for i in batch], _pad_id(tokenizer), device)
+        width = input_ids.shape[1]
         keep = max(sequences[i][1] for i in batch) + 1  # logits at position t predict token t+1
-        input_ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
-        mask = torch.zeros((len(batch), width), dtype=torch.long)
-        for row, i in enumerate(batch):
-            ids = sequences[i][0]
-            input_ids[row, width - len(ids):] = torch.tensor(ids)
-            mask[row, width - len(ids):] = 1
-        position_ids = (mask.cumsum(1) - 1).clamp(min=0)
-        input_ids, mask, position_ids = input_ids.to(device), mask.to(device), position_ids.to(device)
         with torch.inference_mode():
             logits = model(input_ids=input_ids, attention_mask=mask, position_ids=position_ids,
                            logits_to_keep=keep, use_cache=False).logits
@@ -153,25 +164,17 @@ def score_labels(model, tokenizer, contexts: list[str], labels: list[str], batch
         pairs = [(c, label) for c in contexts for label in labels]
         return score_pairs(model, tokenizer, pairs, batch_size=batch_size, progress=progress).sum.reshape(
             len(contexts), len(labels))
-    targets = torch.tensor([ids[0] for ids in label_ids])
-    # reuse _encode (context with special tokens) by scoring a dummy one-token continuation
-    sequences = [ids[:-1] for ids, _ in _encode(tokenizer, contexts, [labels[0]] * len(contexts), 1024)]
+    targets = [ids[0] for ids in label_ids]
+    context_ids = tokenizer(contexts, add_special_tokens=True)["input_ids"]
+    sequences = [(ids or [tokenizer.eos_token_id])[-1024:] for ids in context_ids]
     order = sorted(range(len(sequences)), key=lambda i: len(sequences[i]), reverse=True)
-    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     device = next(model.parameters()).device
     out = np.zeros((len(sequences), len(labels)))
     batches = [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
     for batch in tqdm(batches, desc="scoring", disable=not progress):
-        width = max(len(sequences[i]) for i in batch)
-        input_ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
-        mask = torch.zeros((len(batch), width), dtype=torch.long)
-        for row, i in enumerate(batch):
-            input_ids[row, width - len(sequences[i]):] = torch.tensor(sequences[i])
-            mask[row, width - len(sequences[i]):] = 1
-        position_ids = (mask.cumsum(1) - 1).clamp(min=0)
+        input_ids, mask, position_ids = _left_padded([sequences[i] for i in batch], _pad_id(tokenizer), device)
         with torch.inference_mode():
-            logits = model(input_ids=input_ids.to(device), attention_mask=mask.to(device),
-                           position_ids=position_ids.to(device), logits_to_keep=1, use_cache=False).logits
-        logprobs = torch.log_softmax(logits[:, -1].float(), dim=-1)[:, targets.to(logits.device)]
-        out[batch] = logprobs.cpu().numpy()
+            logits = model(input_ids=input_ids, attention_mask=mask, position_ids=position_ids,
+                           logits_to_keep=1, use_cache=False).logits
+        out[batch] = torch.log_softmax(logits[:, -1].float(), dim=-1)[:, targets].cpu().numpy()
     return out
