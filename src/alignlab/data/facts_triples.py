@@ -125,21 +125,12 @@ def build(split: str | None = None):
     """The facts-triples dataset: a DatasetDict (train/validation/test), or one split."""
     import datasets
 
+    from alignlab.data.splits import to_datasets
+
     features = datasets.Features({
         c: datasets.Sequence(datasets.Value("string")) if c == "valid_objects" else datasets.Value("string")
         for c in COLUMNS})
 
-    def make(s):
-        info = datasets.DatasetInfo(
-            description=f"{GENERATOR_VERSION}: LAMA-style (subject, relation, object) triples from "
-                        f"{source_versions()} (see alignlab.data.facts_triples).",
-            version="1.0.0", features=features,
-            license="MIT (code); facts from MIT / LGPL-2.1 / public-domain packages")
-        cols = {c: [r[c] for r in rows()[s]] for c in COLUMNS}
-        return datasets.Dataset.from_dict(cols, features=features, info=info, split=s)
-
-    if split is not None:
-        if split not in SPLITS:
-            raise ValueError(f"facts-triples has no split {split!r}; known splits: {', '.join(SPLITS)}")
-        return make(split)
-    return datasets.DatasetDict({s: make(s) for s in SPLITS})
+    description = (f"{GENERATOR_VERSION}: LAMA-style (subject, relation, object) triples from "
+                    f"{source_versions()} (see alignlab.data.facts_triples).")
+    return to_datasets("facts-triples", rows(), features, description, split)

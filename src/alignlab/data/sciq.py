@@ -49,8 +49,12 @@ def load_sciq_hub(split: str | None = None):
     """SciQ from the Hugging Face hub (or its local cache): a DatasetDict, or one split."""
     import datasets
 
+    from alignlab.models import hub_reachable
+
     _check_split(split)
     try:
+        if cached_split_sizes() is None and not hub_reachable():  # fail in a second, not after retries
+            raise ConnectionError("no connection to the hub")
         ds = datasets.load_dataset(HUB_ID, split=split)
     except Exception as err:  # offline machines fail in several ways (DNS, offline mode, ...)
         raise RuntimeError(

@@ -590,19 +590,10 @@ def build(split: str | None = None):
     """The world-facts dataset: a DatasetDict (train/validation/test), or one split."""
     import datasets
 
+    from alignlab.data.splits import to_datasets
+
     features = datasets.Features({c: datasets.Value("string") for c in COLUMNS})
 
-    def make(s):
-        info = datasets.DatasetInfo(
-            description=f"{GENERATOR_VERSION}: SciQ-shaped questions generated from "
-                        f"{source_versions()} (see alignlab.data.world_facts).",
-            version="1.0.0", features=features,
-            license="MIT (code); facts from MIT / LGPL-2.1 / public-domain packages")
-        cols = {c: [r[c] for r in rows()[s]] for c in COLUMNS}
-        return datasets.Dataset.from_dict(cols, features=features, info=info, split=s)
-
-    if split is not None:
-        if split not in SPLITS:
-            raise ValueError(f"world-facts has no split {split!r}; known splits: {', '.join(SPLITS)}")
-        return make(split)
-    return datasets.DatasetDict({s: make(s) for s in SPLITS})
+    description = (f"{GENERATOR_VERSION}: SciQ-shaped questions generated from "
+                    f"{source_versions()} (see alignlab.data.world_facts).")
+    return to_datasets("world-facts", rows(), features, description, split)
