@@ -495,6 +495,7 @@ def plot_domains(domain_table, method: str = "choice"):
         ax.set_title(dim)
         ax.set_ylim(0, 1)
         ax.set_xlabel("")
+        ax.set_ylabel("")
         ax.tick_params(axis="x", labelrotation=60, labelsize=6)
         if ax.get_legend() is not None and dim != DIMENSIONS[0]:
             ax.get_legend().remove()

@@ -131,6 +131,7 @@ def load_cultural_items(split: str | None = None, path: str | os.PathLike | None
     import datasets
 
     _check_split(split, "cultural-items")
+    _check_dimensions(dimensions)
     rows = read_items(path or bank_path())
     ds = to_dataset(rows, "alignlab", ids=bank_ids(rows), dimensions=dimensions)
     return ds if split is not None else datasets.DatasetDict({SPLIT: ds})
@@ -152,6 +153,7 @@ def load_cdeval(split: str | None = None, path: str | os.PathLike | None = None,
     import datasets
 
     _check_split(split, "cdeval")
+    _check_dimensions(dimensions)
     if path is not None:
         path = Path(path)
         if path.is_dir():
