@@ -14,7 +14,8 @@ The strong causal LM judges "Q: ... A: ..." examples few-shot. A prompt is
     Correct:
 
 and the label is read from the likelihood of the two label tokens, " Yes" and " No", scored
-through `alignlab.scoring.score_choices`: score = log p(" Yes") - log p(" No"); the prediction is
+through `alignlab.scoring.score_labels` (one forward pass per prompt when both are single
+tokens): score = log p(" Yes") - log p(" No"); the prediction is
 Yes when the score is positive (accuracy), and the score ranks examples (AUROC, threshold-free).
 
 Demonstrations come from the weak teacher's labelled pool (half 2 of the training split, the data
@@ -107,11 +108,11 @@ def label_scores(model_name: str, prompts: list[str], batch_size: int = 16) -> n
 
     def compute():
         from alignlab.models import load_causal_lm
-        from alignlab.scoring import score_choices
+        from alignlab.scoring import score_labels
 
         model, tokenizer = load_causal_lm(model_name)
-        scores = score_choices(model, tokenizer, prompts, [list(LABEL_WORDS)] * len(prompts), batch_size=batch_size)
-        return np.array([s[1] - s[0] for s in scores])
+        scores = score_labels(model, tokenizer, prompts, list(LABEL_WORDS), batch_size=batch_size)
+        return scores[:, 1] - scores[:, 0]
 
     return Cache().memo("icl_label_scores", SCORES_VERSION, compute, model=model_name, prompts=list(prompts))
 
@@ -201,3 +202,50 @@ def headline(icl_results) -> dict:
                            & (icl_results.source == icl_results.source.iloc[0])]
         out[f"icl_acc_{retriever}"] = float(rows.acc.mean())
     return out
+
+
+def run_icl_study(model_name: str, texts: dict, labels: dict, teacher_labels: dict, ks, retrievers, sources,
+                  n_questions: int, flip_fraction: float | None = None, confidence_tags: bool = False,
+                  embedder: str = "minilm-l6"):
+    """ICL over seeds: `teacher_labels` maps seed -> (half-2 indices, the weak teacher's soft labels on
+    them), from `alignlab.w2s.run_study`. Returns a tidy DataFrame, one row per (seed, retriever, source, k)."""
+    import pandas as pd
+
+    from alignlab.w2s import features
+
+    for name, values, allowed in (("icl_retrievers", retrievers, RETRIEVERS), ("icl_sources", sources, SOURCES)):
+        if not values or any(v not in allowed for v in values):
+            raise ValueError(f"{name} must be a non-empty list drawn from {', '.join(allowed)}, got {values!r}")
+    if any(int(k) < 0 for k in ks):
+        raise ValueError(f"icl_k must be >= 0, got {ks!r}")
+    train_emb = features(embedder, texts["train"])
+    test_emb = features(embedder, texts["test"])
+    queries = query_subset(len(texts["test"]), n_questions)
+    rows = []
+    for seed, (half2, soft) in teacher_labels.items():
+        pool_texts = [texts["train"][i] for i in half2]
+        rows += run_icl_seed(model_name, pool_texts, np.asarray(labels["train"])[half2], soft, train_emb[half2],
+                             [texts["test"][i] for i in queries], np.asarray(labels["test"])[queries], test_emb[queries],
+                             ks, retrievers, sources, seed, flip_fraction, confidence_tags)
+    return pd.DataFrame(rows)
+
+
+def plot_icl(icl_results):
+    """ICL accuracy against k, one line per (retriever, label source), mean and 95% CI over seeds."""
+    import matplotlib.pyplot as plt
+
+    from alignlab.figures import figsize, line_with_ci, use_style
+    from alignlab.stats import summarize
+
+    use_style()
+    df = icl_results.copy()
+    df["demonstrations"] = df["retriever"] + ", " + df["source"] + " labels"
+    s = summarize(df, by=["demonstrations", "k"], value="acc")
+    fig, ax = plt.subplots(figsize=figsize("column", 0.8))
+    line_with_ci(ax, s, x="k", hue="demonstrations")
+    ax.axhline(0.5, color="0.5", linestyle=":", linewidth=0.8)
+    ax.set_xlabel("in-context demonstrations k")
+    ax.set_ylabel("test accuracy")
+    ax.legend(fontsize="x-small")
+    fig.tight_layout()
+    return fig

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import copy
 import math
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -36,9 +37,9 @@ MODES = ("probe", "finetune")
 @dataclass
 class TrainConfig:
     loss: str = "xent"  # one of LOSSES
-    epochs: int = 40
-    lr: float = 3e-3
-    batch_size: int = 128
+    epochs: int = 100
+    lr: float = 1e-2
+    batch_size: int = 4096  # probe default: full batch (one step per epoch)
     weight_decay: float = 1e-3
     alpha_max: float = 0.75  # confidence / product loss: full weight after warm-up
     warmup_frac: float = 0.2  # fraction of all steps over which the weight ramps up linearly
@@ -82,8 +83,27 @@ class LinearHead:
         return z / z.sum(1, keepdims=True)
 
 
+@contextmanager
+def single_thread():
+    """Run tiny torch ops on one thread: on a shared CPU, thread hand-offs cost more than the math
+    (a head trains ~10x faster this way on 2 busy cores)."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 def train_head(X, targets, config: TrainConfig, sample_weight=None, X_val=None, val_labels=None) -> LinearHead:
     """Train a linear head on features X (n, d) against targets (n,) or (n, C)."""
+    with single_thread():
+        return _train_head(X, targets, config, sample_weight, X_val, val_labels)
+
+
+def _train_head(X, targets, config, sample_weight, X_val, val_labels) -> LinearHead:
     import torch
 
     X = np.asarray(X, dtype=np.float32)
@@ -95,7 +115,7 @@ def train_head(X, targets, config: TrainConfig, sample_weight=None, X_val=None, 
     generator = torch.Generator().manual_seed(config.seed)
     head = torch.nn.Linear(X.shape[1], n_classes)
     with torch.no_grad():  # seeded initialisation, independent of the global RNG
-        head.weight.normal_(0.0, 1.0 / math.sqrt(X.shape[1]), generator=generator)
+        head.weight.normal_(0.0, 0.1 / math.sqrt(X.shape[1]), generator=generator)  # small: near the convex optimum path
         head.bias.zero_()
     optimizer = torch.optim.AdamW(head.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     n = len(Xt)

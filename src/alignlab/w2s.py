@@ -91,9 +91,9 @@ class W2SConfig:
     methods: list = field(default_factory=lambda: list(METHODS))
     n_bagging: int = 10  # bagging members trained; the number used is chosen on validation
     n_boosting: int = 10  # maximum AdaBoost rounds
-    epochs: int = 40
-    lr: float = 3e-3
-    batch_size: int = 128
+    epochs: int = 100
+    lr: float = 1e-2
+    batch_size: int = 4096
     weight_decay: float = 1e-3
     alpha_max: float = 0.75
     warmup_frac: float = 0.2
@@ -230,7 +230,9 @@ def run_seed(weak, strong, labels: dict, config: W2SConfig, seed: int) -> dict:
             })
     for row in curve:
         row["seed"] = seed
-    return {"rows": rows, "curve": curve}
+    single = teacher_out.get("single")
+    return {"rows": rows, "curve": curve, "half2": half2.tolist(),
+            "single_soft_labels": [] if single is None else single["train"].tolist()}
 
 
 def make_learner(model_name: str, texts: dict, config: W2SConfig, progress: bool = False):
@@ -244,13 +246,14 @@ def make_learner(model_name: str, texts: dict, config: W2SConfig, progress: bool
 
 def run_study(pairs: list[tuple[str, str]], texts: dict, labels: dict, seeds: list[int], config: W2SConfig,
               progress: bool = False):
-    """All pairs and seeds, each seed cached. Returns (results, curve) DataFrames; results have PGR."""
+    """All pairs and seeds, each seed cached. Returns (results, curve, teacher_labels): two DataFrames
+    (results with PGR) and {(pair, seed): (half-2 indices, single teacher's soft labels on them)}."""
     import pandas as pd
 
     from alignlab.cache import Cache
 
     check_config(config)
-    rows, curves = [], []
+    rows, curves, teacher_labels = [], [], {}
     for weak_name, strong_name in pairs:
         learners = {}
         for seed in seeds:
@@ -266,8 +269,9 @@ def run_study(pairs: list[tuple[str, str]], texts: dict, labels: dict, seeds: li
             pair = f"{weak_name} -> {strong_name}"
             rows += [{"pair": pair, **r} for r in result["rows"]]
             curves += [{"pair": pair, **r} for r in result["curve"]]
+            teacher_labels[(pair, seed)] = (np.asarray(result["half2"]), np.asarray(result["single_soft_labels"]))
     results = add_pgr(pd.DataFrame(rows))
-    return results, pd.DataFrame(curves)
+    return results, pd.DataFrame(curves), teacher_labels
 
 
 def add_pgr(results):
@@ -348,3 +352,157 @@ def metrics(results, curve, icl_results=None) -> dict:
 
         out.update(headline(icl_results))
     return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Figures and the conclusion
+
+
+def plot_pgr(results):
+    """PGR (accuracy and AUROC) by teacher method and loss, mean and 95% CI over seeds (first pair)."""
+    import matplotlib.pyplot as plt
+
+    from alignlab.figures import bar_with_ci, figsize, use_style
+    from alignlab.stats import summarize
+
+    use_style()
+    first = results[results.pair == results.pair.iloc[0]]
+    fig, axes = plt.subplots(1, 2, figsize=figsize("text", 0.36), sharey=True)
+    for ax, column, title in zip(axes, ("pgr_acc", "pgr_auc"), ("PGR on accuracy", "PGR on AUROC")):
+        s = summarize(first, by=["method", "loss"], value=column)
+        s["method"] = pd_categorical(s["method"], [m for m in METHODS if m in set(s["method"])])
+        bar_with_ci(ax, s.sort_values("method"), x="method", hue="loss")
+        ax.axhline(0, color="0.3", linewidth=0.8)
+        ax.set_title(title)
+        ax.set_xlabel("weak teacher")
+        ax.set_ylabel("PGR")
+    fig.suptitle(results.pair.iloc[0], fontsize="small")
+    fig.tight_layout()
+    return fig
+
+
+def pd_categorical(values, order):
+    import pandas as pd
+
+    return pd.Categorical(values, categories=order, ordered=True)
+
+
+def plot_ensemble_size(curve):
+    """Weak-label accuracy (on the student's half) against ensemble size, per voting rule (first pair)."""
+    import matplotlib.pyplot as plt
+
+    from alignlab.figures import figsize, line_with_ci, use_style
+    from alignlab.stats import summarize
+
+    use_style()
+    first = curve[curve.pair == curve.pair.iloc[0]].copy()
+    first["rule"] = first["method"] + " (" + first["voting"] + ")"
+    s = summarize(first, by=["rule", "size"], value="weak_label_acc")
+    fig, ax = plt.subplots(figsize=figsize("column"))
+    line_with_ci(ax, s, x="size", hue="rule")
+    ax.set_xlabel("ensemble size (members or rounds)")
+    ax.set_ylabel("weak-label accuracy")
+    fig.tight_layout()
+    return fig
+
+
+def _paired(results, column, a, b):
+    """Mean and 95% t-CI over seeds of (a - b), where a and b are (method, loss)."""
+    from alignlab.stats import t_ci
+
+    first = results[results.pair == results.pair.iloc[0]]
+    left = first[(first.method == a[0]) & (first.loss == a[1])].set_index("seed")[column]
+    right = first[(first.method == b[0]) & (first.loss == b[1])].set_index("seed")[column]
+    diff = (left - right).dropna().to_numpy()
+    if not len(diff):
+        return float("nan"), float("nan"), float("nan")
+    lo, hi = t_ci(diff) if len(diff) > 1 else (float("nan"), float("nan"))
+    return float(diff.mean()), lo, hi
+
+
+def _verdict(mean, lo, hi):
+    """'holds' when the whole 95% CI of the effect is above 0, 'reversed' when below, else 'not shown'."""
+    if any(math.isnan(v) for v in (mean, lo, hi)):
+        return "cannot tell (fewer than 2 seeds)"
+    if lo > 0:
+        return "**holds**"
+    if hi < 0:
+        return "**reversed** here"
+    return "**not shown** here (the 95% CI includes no effect)"
+
+
+def conclusion(results, curve, icl_results=None) -> str:
+    """Markdown: which findings of the source studies hold in this run, with numbers and CIs."""
+    from alignlab.stats import format_ci
+
+    first = results[results.pair == results.pair.iloc[0]]
+    n_seeds = first.seed.nunique()
+    lines = [f"**Conclusion** ({results.pair.iloc[0]}, {n_seeds} seeds, mean [95% t-CI]; test split used once).", ""]
+
+    def ci_of(method, loss, column):
+        from alignlab.stats import t_ci
+
+        v = first[(first.method == method) & (first.loss == loss)][column].dropna().to_numpy()
+        lo, hi = t_ci(v) if len(v) > 1 else (float("nan"), float("nan"))
+        return (float(v.mean()) if len(v) else float("nan")), lo, hi
+
+    weak, ceiling = ci_of("single", "xent", "weak_acc"), ci_of("single", "xent", "ceiling_acc")
+    lines.append(f"- The ladder: weak teacher {format_ci(*weak)} vs strong ceiling {format_ci(*ceiling)} test accuracy"
+                 + (" (a gap to recover)." if weak[0] < ceiling[0] else " — **no gap**: PGR is undefined (NaN)."))
+    student = ci_of("single", "xent", "student_acc")
+    diff = _diff_weak(first)
+    lines.append(f"1. *A strong student trained on weak labels beats its teacher* (Burns et al.): student {format_ci(*student)}, "
+                 f"student - teacher {format_ci(*diff)}, PGR {format_ci(*ci_of('single', 'xent', 'pgr_acc'))} — {_verdict(*diff)}.")
+    conf = _paired(results, "student_acc", ("single", "logconf"), ("single", "xent"))
+    lines.append(f"2. *The auxiliary confidence loss raises PGR*: student accuracy logconf - xent {format_ci(*conf)}, "
+                 f"PGR {format_ci(*ci_of('single', 'logconf', 'pgr_acc'))} vs {format_ci(*ci_of('single', 'xent', 'pgr_acc'))} — {_verdict(*conf)}.")
+    for method in ("bagging", "boosting"):
+        if method not in set(first.method):
+            continue
+        label = _paired(results, "weak_label_acc", (method, "xent"), ("single", "xent"))
+        stud = _paired(results, "student_acc", (method, "xent"), ("single", "xent"))
+        lines.append(f"3. *{method.capitalize()} improves the weak labels* (the follow-up study): weak-label accuracy "
+                     f"{method} - single {format_ci(*label)} — {_verdict(*label)}; and the student: "
+                     f"student accuracy {method} - single {format_ci(*stud)} — {_verdict(*stud)}; "
+                     f"PGR {format_ci(*ci_of(method, 'xent', 'pgr_acc'))}.")
+    if icl_results is not None and len(icl_results):
+        lines.append(_icl_conclusion(icl_results))
+    lines.append("")
+    lines.append("Small models, a small embedded dataset and linear probes: a finding that does not show here is a "
+                 "result at this scale, not evidence against the source study at its scale.")
+    return "\n".join(lines)
+
+
+def _diff_weak(first):
+    from alignlab.stats import t_ci
+
+    rows = first[(first.method == "single") & (first.loss == "xent")]
+    d = (rows.student_acc - rows.weak_acc).to_numpy()
+    lo, hi = t_ci(d) if len(d) > 1 else (float("nan"), float("nan"))
+    return float(d.mean()), lo, hi
+
+
+def _icl_conclusion(icl_results) -> str:
+    from alignlab.stats import format_ci, t_ci
+
+    k_max = icl_results.k.max()
+    first = icl_results.retriever.iloc[0]
+    at = icl_results[(icl_results.retriever == first) & (icl_results.k == k_max)].set_index(["source", "seed"]).acc
+    zero = icl_results[icl_results.k == 0].groupby("seed").acc.first()
+
+    def diff(a, b):
+        d = (a - b).dropna().to_numpy()
+        lo, hi = t_ci(d) if len(d) > 1 else (float("nan"), float("nan"))
+        return float(d.mean()), lo, hi
+
+    parts = []
+    if "weak" in at.index.get_level_values(0):
+        weak = at.xs("weak")
+        parts.append(f"weak-labelled demonstrations (k={k_max}, {first}) - zero-shot {format_ci(*diff(weak, zero))} — "
+                     f"{_verdict(*diff(weak, zero))}")
+        if "gold" in at.index.get_level_values(0):
+            parts.append(f"gold - weak labels {format_ci(*diff(at.xs('gold'), weak))} — {_verdict(*diff(at.xs('gold'), weak))}")
+        if "flipped" in at.index.get_level_values(0):
+            parts.append(f"randomly flipped gold (same error rate) - weak labels "
+                         f"{format_ci(*diff(at.xs('flipped'), weak))}")
+    return "4. *In-context W2SG*: " + "; ".join(parts) + "."

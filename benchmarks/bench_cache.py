@@ -1,0 +1,51 @@
+"""Cold vs warm run of the study notebook: the cache must make a warm re-run >= 10x faster.
+
+    .venv/bin/python benchmarks/bench_cache.py [NOTEBOOK] [-p NAME VALUE]...
+
+Runs the notebook twice through the runner (quick profile): cold, with ALIGNLAB_NO_CACHE=1 (every
+`Cache.memo` recomputes and rewrites: features, per-seed weak-to-strong results, ICL scores), then
+warm (everything read back). Prints both wall times and the ratio. The converted model weights are
+not artifacts of this cache and are not re-converted in either run.
+"""
+
+import os
+import sys
+import time
+
+
+def run(notebook, overrides, cold):
+    from alignlab import runner
+
+    os.environ.pop("ALIGNLAB_NO_CACHE", None)
+    if cold:
+        os.environ["ALIGNLAB_NO_CACHE"] = "1"
+    start = time.perf_counter()
+    result = runner.run_notebook(notebook, "quick", overrides, progress_bar=False)
+    seconds = time.perf_counter() - start
+    os.environ.pop("ALIGNLAB_NO_CACHE", None)
+    if result.status != "ok":
+        sys.exit(f"{notebook} failed in cell {result.failed_cell}: {result.error}")
+    return seconds
+
+
+def main():
+    from alignlab.runner import parse_value
+
+    args = sys.argv[1:]
+    notebook = args.pop(0) if args and not args[0].startswith("-") else "01_w2sg_ensembles"
+    overrides = {}
+    while args:
+        flag, name, value, *args = args
+        if flag != "-p":
+            sys.exit(f"unexpected argument {flag!r}; use -p NAME VALUE")
+        overrides[name] = parse_value(value)
+    cold = run(notebook, overrides, cold=True)
+    warm = run(notebook, overrides, cold=False)
+    print(f"{notebook} {overrides or ''}")
+    print(f"cold run: {cold:8.1f} s")
+    print(f"warm run: {warm:8.1f} s")
+    print(f"warm speed-up: {cold / warm:.1f}x (target >= 10x)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,71 @@
+"""In-context W2SG: prompts, label flips, the three retrievers, and a run on a tiny model."""
+
+import numpy as np
+import pytest
+
+from alignlab import icl
+
+
+def test_prompt_format():
+    demo = icl.format_demo("Q: Capital of France? A: Paris", 1)
+    assert demo == "Q: Capital of France? A: Paris\nCorrect: Yes"
+    assert "Teacher confidence: 87%" in icl.format_demo("Q: x A: y", 0, confidence=0.87)
+    prompt = icl.build_prompt("Q: Capital of Peru? A: Lima", [demo])
+    assert prompt.startswith(icl.INSTRUCTION) and prompt.endswith("Q: Capital of Peru? A: Lima\nCorrect:")
+
+
+def test_flip_labels_flips_the_exact_fraction():
+    labels = np.array([0, 1] * 50)
+    flipped = icl.flip_labels(labels, 0.3, np.random.default_rng(0))
+    assert (flipped != labels).sum() == 30
+    assert (icl.flip_labels(labels, 0.0, np.random.default_rng(0)) == labels).all()
+
+
+def test_random_retriever_is_class_balanced():
+    shown = np.array([1] * 30 + [0] * 70)
+    picks = icl.retrieve_random(shown, 10, 4, np.random.default_rng(0))
+    assert picks.shape == (10, 4)
+    assert all(shown[row].sum() == 2 for row in picks)
+    assert all(len(set(row)) == 4 for row in picks)
+    odd = icl.retrieve_random(shown, 10, 3, np.random.default_rng(0))
+    assert sorted({int(shown[row].sum()) for row in odd}) == [1, 2]  # the odd one alternates
+
+
+def test_knn_and_bm25_find_the_nearest():
+    pool = ["Q: What is the capital of France? A: Paris", "Q: What is the symbol of oxygen? A: O",
+            "Q: Which currency does Japan use? A: yen", "Q: What is the capital of Peru? A: Lima"]
+    queries = ["Q: Which currency is used in Japan? A: dollar", "Q: Symbol of oxygen? A: Ox"]
+    bm = icl.retrieve_bm25(pool, queries, 2)
+    assert bm.shape == (2, 2) and bm[0, -1] == 2 and bm[1, -1] == 1  # best match last
+    emb = np.eye(4)
+    q = np.array([[0.1, 0.0, 1.0, 0.2], [0.0, 1.0, 0.0, 0.5]])
+    knn = icl.retrieve_knn(emb, q, 2)
+    np.testing.assert_array_equal(knn, [[3, 2], [3, 1]])
+
+
+def test_grid():
+    assert icl.grid(["random", "knn", "bm25"], ["weak", "gold", "flipped"]) == [
+        ("random", "weak"), ("random", "gold"), ("random", "flipped"), ("knn", "weak"), ("bm25", "weak")]
+
+
+def test_run_icl_seed_on_a_tiny_model(monkeypatch, tmp_path):
+    from alignlab.testing import tiny_causal_lm
+
+    monkeypatch.setenv("ALIGNLAB_CACHE", str(tmp_path))
+    tiny = tiny_causal_lm("llama")
+    monkeypatch.setattr("alignlab.models.load_causal_lm", lambda name: tiny)
+    rng = np.random.default_rng(0)
+    pool = [f"Q: item {i}? A: answer {i % 7}" for i in range(40)]
+    gold = np.array([i % 2 for i in range(40)])
+    weak_probs = np.stack([1 - (gold * 0.7 + 0.15), gold * 0.7 + 0.15], 1)
+    weak_probs[:8] = weak_probs[:8, ::-1]  # 8 of 40 weak labels wrong
+    queries = [f"Q: query {i}? A: answer {i % 5}" for i in range(6)]
+    rows = icl.run_icl_seed("tiny", pool, gold, weak_probs, rng.normal(size=(40, 8)), queries, np.array([0, 1] * 3),
+                            rng.normal(size=(6, 8)), ks=[0, 2], retrievers=["random", "knn", "bm25"],
+                            sources=["weak", "gold", "flipped"], seed=0)
+    assert len(rows) == 10  # 5 combinations x 2 values of k
+    flipped = [r for r in rows if r["source"] == "flipped" and r["k"] == 2][0]
+    assert flipped["flip_fraction"] == pytest.approx(0.2)  # the weak labels' error rate
+    assert all(0 <= r["acc"] <= 1 for r in rows)
+    zero = [r for r in rows if r["k"] == 0]
+    assert len({r["acc"] for r in zero}) == 1  # the zero-shot prompt is shared
