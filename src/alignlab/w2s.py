@@ -506,3 +506,18 @@ def _icl_conclusion(icl_results) -> str:
             parts.append(f"randomly flipped gold (same error rate) - weak labels "
                          f"{format_ci(*diff(at.xs('flipped'), weak))}")
     return "4. *In-context W2SG*: " + "; ".join(parts) + "."
+
+
+def train_on_labels(learner, split: str, train_idx, soft_labels, gold_labels, test_idx, y_test,
+                    config: W2SConfig, seed: int, loss: str = "xent") -> dict:
+    """The student and the ceiling of this pipeline on labels produced elsewhere (e.g. a judge in
+    `alignlab.oversight`): the student learns `soft_labels` (n, 2) on `train_idx`, the ceiling
+    the gold labels; both are evaluated on `test_idx`. No validation split: heads train for the
+    configured epochs. Returns {"student_acc", "ceiling_acc", "student_auc", "ceiling_auc"}."""
+    y_test = np.asarray(y_test)
+    ceiling = learner.predict(learner.fit(split, train_idx, np.asarray(gold_labels), config.train_config("xent", seed)),
+                              split, test_idx)
+    student = learner.predict(learner.fit(split, train_idx, np.asarray(soft_labels, dtype=np.float32),
+                                          config.train_config(loss, seed)), split, test_idx)
+    return {"student_acc": _acc(y_test, student), "ceiling_acc": _acc(y_test, ceiling),
+            "student_auc": _auroc(y_test, student), "ceiling_auc": _auroc(y_test, ceiling)}

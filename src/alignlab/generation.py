@@ -1,0 +1,141 @@
+"""Batched text generation for causal LMs, cached per prompt.
+
+    texts = generate("gemma3-270m", prompts, max_new_tokens=40)              # by model name, cached
+    texts = generate_with(model, tokenizer, prompts, max_new_tokens=40)      # a loaded model, not cached
+
+How. Prompts are sorted by length and cut into batches; each batch is LEFT-padded (so every
+prompt ends at the last position and new tokens are appended in step) and decoded with
+`model.generate`, greedily (`temperature=0`, the default: reproducible) or by seeded sampling. At
+most `max_new_tokens` tokens are generated; a sequence stops early at a `stop` string (the batch
+ends when all have stopped: few-shot answers are often much shorter than the bound); the text is then cut at the first `stop` string (e.g.
+"\n\n" for few-shot formats), and stripped.
+
+Chat templates. When the tokenizer has a chat template (e.g. SmolLM2-Instruct) and `chat` is not
+False, each prompt is sent as one user message with the assistant turn opened; a base model
+without a template (e.g. Gemma-3-270M) receives the raw text, so few-shot plain-text prompts are
+the right format for it. `chat=False` forces raw text.
+
+Cache. With a model NAME, every (model, prompt, settings) is one entry of `alignlab.cache`
+(kind "generation"): only prompts not cached yet are generated, so a re-run generates nothing,
+prompts shared between calls (or seeds) are generated once, and an interrupted run keeps what
+it finished (entries are written batch by batch).
+"""
+
+from __future__ import annotations
+
+GENERATION_VERSION = "1"
+
+
+class _Missing(Exception):
+    pass
+
+
+def apply_chat(tokenizer, prompt: str, chat: bool | None = None) -> str:
+    """The prompt as the model should see it: wrapped in the chat template when the tokenizer has
+    one and `chat` is not False (raw text otherwise)."""
+    template = getattr(tokenizer, "chat_template", None)
+    if chat is False or not template:
+        if chat is True:
+            raise ValueError("chat=True but the tokenizer has no chat template")
+        return prompt
+    return tokenizer.apply_chat_template([{"role": "user", "content": prompt}], tokenize=False,
+                                         add_generation_prompt=True)
+
+
+def cut_at_stop(text: str, stop: list[str] | tuple[str, ...] | None) -> str:
+    """`text` up to (not including) the earliest occurrence of any stop string, stripped."""
+    end = len(text)
+    for s in stop or ():
+        at = text.find(s)
+        if s and at != -1:
+            end = min(end, at)
+    return text[:end].strip()
+
+
+def generate_with(model, tokenizer, prompts: list[str], max_new_tokens: int = 40, temperature: float = 0.0,
+                  seed: int = 0, stop=None, chat: bool | None = None, batch_size: int = 16,
+                  max_prompt_tokens: int = 1024, progress: bool = False, desc: str = "generating") -> list[str]:
+    """Generate a continuation for each prompt with a loaded (model, tokenizer); not cached."""
+    import torch
+    from tqdm.auto import tqdm
+
+    from alignlab.scoring import _left_padded, _pad_id
+
+    if max_new_tokens < 1:
+        raise ValueError(f"max_new_tokens must be >= 1, got {max_new_tokens}")
+    if temperature < 0:
+        raise ValueError(f"temperature must be >= 0 (0: greedy), got {temperature}")
+    prompts = [str(p) for p in prompts]
+    if not prompts:
+        return []
+    texts = [apply_chat(tokenizer, p, chat) for p in prompts]
+    has_template = bool(getattr(tokenizer, "chat_template", None)) and chat is not False
+    # a chat template already contains its BOS token; a raw prompt gets the tokenizer's specials
+    encoded = tokenizer(texts, add_special_tokens=not has_template)["input_ids"]
+    encoded = [(ids or [tokenizer.eos_token_id])[-max_prompt_tokens:] for ids in encoded]
+    order = sorted(range(len(encoded)), key=lambda i: len(encoded[i]), reverse=True)
+    device = next(model.parameters()).device
+    pad_id = _pad_id(tokenizer)
+    out = [""] * len(prompts)
+    batches = [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
+    for number, batch in enumerate(tqdm(batches, desc=desc, disable=not progress)):
+        input_ids, mask, _ = _left_padded([encoded[i] for i in batch], pad_id, device)
+        kwargs = dict(do_sample=False)
+        if temperature > 0:
+            torch.manual_seed(seed * 100_003 + number)
+            kwargs = dict(do_sample=True, temperature=temperature, top_k=0, top_p=1.0)
+        with torch.inference_mode():
+            generated = model.generate(input_ids=input_ids, attention_mask=mask, max_new_tokens=max_new_tokens,
+                                       pad_token_id=pad_id, eos_token_id=tokenizer.eos_token_id,
+                                       stop_strings=list(stop) if stop else None, tokenizer=tokenizer, **kwargs)
+        new = generated[:, input_ids.shape[1]:]
+        for row, i in enumerate(batch):
+            out[i] = cut_at_stop(tokenizer.decode(new[row], skip_special_tokens=True), stop)
+    return out
+
+
+def generate(model_name: str, prompts: list[str], max_new_tokens: int = 40, temperature: float = 0.0,
+             seed: int = 0, stop=None, chat: bool | None = None, batch_size: int = 16, progress: bool = False,
+             desc: str = "generating") -> list[str]:
+    """`generate_with` for a model of the zoo, by name, with every prompt cached (see the module doc).
+
+    The model is loaded only if some prompt is not cached yet."""
+    from alignlab.cache import Cache
+
+    prompts = [str(p) for p in prompts]
+    settings = dict(max_new_tokens=int(max_new_tokens), temperature=float(temperature),
+                    seed=int(seed) if temperature > 0 else 0, stop=list(stop or []),
+                    chat=chat)
+    cache = Cache()
+
+    def lookup(prompt):
+        def missing():
+            raise _Missing
+        try:
+            return cache.memo("generation", GENERATION_VERSION, missing, model=model_name, prompt=prompt, **settings)
+        except _Missing:
+            return None
+
+    unique = list(dict.fromkeys(prompts))
+    found = {p: lookup(p) for p in unique}
+    todo = [p for p in unique if found[p] is None]
+    if todo:
+        from tqdm.auto import tqdm
+
+        from alignlab.models import load_causal_lm
+
+        model, tokenizer = load_causal_lm(model_name)
+        # generate in chunks and store each chunk at once: an interrupted run keeps what it did
+        todo = sorted(todo, key=len, reverse=True)
+        chunk = batch_size * 4
+        bar = tqdm(total=len(todo), desc=f"{desc} ({model_name})", disable=not progress)
+        for start in range(0, len(todo), chunk):
+            part = todo[start:start + chunk]
+            texts = generate_with(model, tokenizer, part, max_new_tokens, temperature, seed, stop, chat, batch_size)
+            for p, t in zip(part, texts):
+                found[p] = cache.memo("generation", GENERATION_VERSION, lambda t=t: t, model=model_name, prompt=p,
+                                      **settings)
+            bar.update(len(part))
+        bar.close()
+    return [found[p] for p in prompts]
+

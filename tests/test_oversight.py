@@ -1,0 +1,293 @@
+"""Study 02: quote verification, position swaps, protocols end to end on tiny models, parameter checks."""
+
+import json
+
+import numpy as np
+import pytest
+
+from alignlab import oversight as o
+
+PASSAGE = "Kenya is in Eastern Africa.  The capital of Kenya is Nairobi."
+ITEM = {"id": 0, "question": "What is the capital of Kenya?", "answer": "Nairobi", "label": 1,
+        "support": PASSAGE, "kind": "capital", "text": "Q: What is the capital of Kenya? A: Nairobi"}
+
+
+# ---------------------------------------------------------------------------------------------
+# quotes
+
+
+def test_exact_quote_is_verified_up_to_whitespace_and_case():
+    assert o.verify_quote("The capital of Kenya is Nairobi.", PASSAGE)
+    assert o.verify_quote("  the CAPITAL of kenya\n is   nairobi ", PASSAGE)
+    assert o.verify_quote("Eastern Africa.  The capital", PASSAGE)  # across the double space
+
+
+def test_near_miss_and_absent_quotes_are_unverified():
+    assert not o.verify_quote("The capital of Kenya is Mombasa.", PASSAGE)  # one changed word
+    assert not o.verify_quote("The capital city of Kenya is Nairobi.", PASSAGE)  # one added word
+    assert not o.verify_quote("Lima is the capital of Peru.", PASSAGE)
+    assert not o.verify_quote("", PASSAGE)
+    assert not o.verify_quote("   ", PASSAGE)
+
+
+def test_mark_quotes_shows_the_judge_which_quotes_are_verified():
+    text = "See <quote>The capital of Kenya is Nairobi.</quote> and <quote>Kenya is in Asia.</quote> and <quote>Kenya is"
+    shown, quotes = o.mark_quotes(text, PASSAGE)
+    assert [q["verified"] for q in quotes] == [True, False, True]  # the unclosed one is checked too
+    assert '"The capital of Kenya is Nairobi." (verified quote)' in shown
+    assert '"Kenya is in Asia." (unverified quote)' in shown
+    assert "<quote>" not in shown and "</quote>" not in shown
+    assert o.mark_quotes("no quotes here", PASSAGE) == ("no quotes here", [])
+
+
+# ---------------------------------------------------------------------------------------------
+# position and order swaps
+
+
+def _debate():
+    return [{"round": 1, "side": "correct", "text": "C1"}, {"round": 1, "side": "wrong", "text": "W1"},
+            {"round": 2, "side": "correct", "text": "C2"}, {"round": 2, "side": "wrong", "text": "W2"}]
+
+
+def test_position_swap_really_swaps_who_is_shown_first():
+    swapped = o.swap_positions(_debate())
+    assert [t["text"] for t in swapped] == ["W1", "C1", "W2", "C2"]
+    assert o.swap_positions(swapped) == _debate()
+    original, _ = o.debate_context(_debate(), PASSAGE, 2)
+    shown, _ = o.debate_context(swapped, PASSAGE, 2)
+    assert "Debater 1 says the proposed answer is correct" in original
+    assert "Debater 1 says the proposed answer is wrong" in shown
+    assert "Round 1, Debater 1: W1" in shown and "Round 1, Debater 2: C1" in shown
+    assert "Round 2" not in o.debate_context(_debate(), PASSAGE, 1)[0]
+
+
+@pytest.mark.parametrize("fmt", ["ab", "yesno"])
+def test_judge_option_order_swaps_and_the_correct_label_follows(fmt):
+    p0, labels0, c0 = o.judge_prompt(ITEM, "", 0, fmt)
+    p1, labels1, c1 = o.judge_prompt(ITEM, "", 1, fmt)
+    assert p0 != p1 and labels0 == labels1
+    if fmt == "ab":
+        assert "A: Yes, it is correct.\nB: No, it is wrong." in p0
+        assert "A: No, it is wrong.\nB: Yes, it is correct." in p1
+        assert (c0, c1) == (0, 1)
+    else:
+        assert "(Yes or No)" in p0 and "(No or Yes)" in p1 and c0 == c1 == 0
+    assert p0.endswith("Answer:")
+
+
+def test_score_requests_takes_the_correct_label_and_order_averaging_cancels_a_letter_bias():
+    requests = [{"item": 0, "protocol": "naive", "variant": "", "round": 0, "order": k, "prompt": f"p{k}",
+                 "labels": [" A", " B"], "correct_index": k} for k in (0, 1)]
+
+    def biased(prompts, labels):  # always 80% " A", whatever the prompt
+        return np.log(np.tile([0.8, 0.2], (len(prompts), 1)))
+
+    p = o.score_requests(requests, biased)
+    assert np.allclose(p, [0.8, 0.2])
+    probs = o.judge_probabilities([ITEM], requests, p)
+    assert np.allclose(probs[("naive", "", 0)], [0.5])
+
+
+def test_consultancy_assignment_is_half_and_half_and_set_by_the_seed():
+    a = o.assignment_for(10, seed=0)
+    assert a.sum() == 5
+    assert not np.array_equal(a, o.assignment_for(10, seed=1)) or not np.array_equal(a, o.assignment_for(10, seed=2))
+    probs = {("consultancy", "correct", 0): np.array([0.9, 0.9]), ("consultancy", "wrong", 0): np.array([0.1, 0.1])}
+    config = o.OversightConfig(protocols=["consultancy"])
+    assert np.allclose(o.protocol_probs(probs, config, np.array([1, 0]))["consultancy"], [0.9, 0.1])
+
+
+# ---------------------------------------------------------------------------------------------
+# parameters fail fast
+
+
+@pytest.mark.parametrize("kwargs, words", [
+    (dict(protocols=["naive", "jury"]), ["protocols", "'jury'", "debate"]),
+    (dict(protocols=[]), ["protocols", "non-empty"]),
+    (dict(rounds=0), ["rounds", ">= 1"]),
+    (dict(rounds=-2), ["rounds", ">= 1"]),
+    (dict(debate_mode="parallel"), ["debate_mode", "simultaneous", "sequential"]),
+    (dict(judge_format="letters"), ["judge_format", "ab", "yesno"]),
+    (dict(max_new_tokens=0), ["max_new_tokens"]),
+])
+def test_bad_parameters_fail_fast_with_a_clear_message(kwargs, words):
+    with pytest.raises(ValueError) as err:
+        o.run_protocols([ITEM], o.OversightConfig(**kwargs), generate=_no_call, score=_no_call)
+    for word in words:
+        assert word in str(err.value)
+
+
+def _no_call(*args):
+    raise AssertionError("parameters must be checked before any generation or scoring")
+
+
+# ---------------------------------------------------------------------------------------------
+# end to end on tiny random models
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    from alignlab.generation import generate_with
+    from alignlab.scoring import score_labels
+    from alignlab.testing import tiny_causal_lm
+
+    debater, debater_tok = tiny_causal_lm("gemma3", seed=1)
+    judge, judge_tok = tiny_causal_lm("llama", seed=2)
+    calls = []
+
+    def generate(prompts, desc):
+        calls.append((desc, len(prompts)))
+        return generate_with(debater, debater_tok, prompts, max_new_tokens=6, batch_size=4)
+
+    def score(prompts, labels):
+        return score_labels(judge, judge_tok, prompts, labels)
+
+    return generate, score, calls
+
+
+def _items(n=4):
+    return [{**ITEM, "id": i, "label": i % 2, "answer": "Nairobi" if i % 2 else "Lima"} for i in range(n)]
+
+
+@pytest.mark.parametrize("mode", ["simultaneous", "sequential"])
+def test_protocols_end_to_end_on_a_tiny_model(tiny, tmp_path, mode):
+    generate, score, calls = tiny
+    calls.clear()
+    items = _items()
+    config = o.OversightConfig(rounds=2, debate_mode=mode)
+    generated, requests, probs = o.run_protocols(items, config, generate, score)
+
+    # every protocol, every round, a probability in [0, 1] per item
+    expected = {("naive", "", 0), ("oracle", "", 0), ("interaction", "", 0), ("consultancy", "correct", 0),
+                ("consultancy", "wrong", 0), ("debate", "", 1), ("debate", "", 2)}
+    assert set(probs) == expected
+    for p in probs.values():
+        assert p.shape == (4,) and np.all((p >= 0) & (p <= 1))
+    assert all(0.0 <= r["p_correct"] <= 1.0 for r in requests)
+    # both option orders everywhere; debate in both positions
+    debate = [r for r in requests if r["protocol"] == "debate" and r["item"] == 0 and r["round"] == 2]
+    assert sorted((r["position"], r["order"]) for r in debate) == [
+        ("correct first", 0), ("correct first", 1), ("wrong first", 0), ("wrong first", 1)]
+    # the judge never sees the passage, except the oracle
+    for r in requests:
+        assert (PASSAGE in r["prompt"]) == (r["protocol"] == "oracle")
+
+    # transcripts: well formed, JSONL round trip
+    records = o.transcript_records(items, generated, requests, probs, config)
+    path = tmp_path / "transcripts.jsonl"
+    o.write_transcripts(records, path)
+    lines = [json.loads(line) for line in path.read_text().splitlines()]
+    assert len(lines) == 4
+    for rec in lines:
+        assert set(rec["consultant"]) == {"correct", "wrong"}
+        for turns in rec["debates"].values():
+            assert len(turns) == 2 * config.rounds
+            assert [t["round"] for t in turns] == [1, 1, 2, 2]
+            assert {t["side"] for t in turns if t["round"] == 1} == {"correct", "wrong"}
+            assert all(isinstance(t["text"], str) and isinstance(t["quotes"], list) for t in turns)
+        assert all(0.0 <= v <= 1.0 for v in rec["p_correct"].values())
+    if mode == "sequential":
+        assert set(lines[0]["debates"]) == {"correct first", "wrong first"}
+        assert [t["side"] for t in lines[0]["debates"]["wrong first"]][:2] == ["wrong", "correct"]
+    else:
+        assert set(lines[0]["debates"]) == {"correct first"}  # generated once, shown in both positions
+
+
+def test_only_the_requested_protocols_generate(tiny):
+    generate, score, calls = tiny
+    calls.clear()
+    generated, requests, probs = o.run_protocols(_items(2), o.OversightConfig(protocols=["naive", "oracle"]),
+                                                 generate, score)
+    assert calls == [] and set(probs) == {("naive", "", 0), ("oracle", "", 0)}
+
+
+def test_evaluate_gives_judge_rows_and_rounds_per_seed():
+    items = _items(8)
+    y = np.array([it["label"] for it in items], dtype=float)
+    probs = {("naive", "", 0): np.full(8, 0.6), ("debate", "", 1): 0.2 + 0.6 * y, ("debate", "", 2): 0.3 + 0.4 * y}
+    config = o.OversightConfig(protocols=["naive", "debate"], rounds=2)
+    judge, rounds, w2s_df = o.evaluate(items, probs, config, seeds=[0, 1, 2], label_sources=())
+    assert len(judge) == 6 and len(rounds) == 6 and len(w2s_df) == 0
+    assert np.allclose(judge[judge.protocol == "debate"].acc, 1.0)
+    assert judge[judge.protocol == "naive"].acc.between(0, 1).all()
+    m = o.metrics(judge, rounds, w2s_df)
+    assert m["judge_acc_debate"] == 1.0 and np.isnan(m["pgr_debate_labels"])
+
+
+def test_train_on_labels_student_and_ceiling():
+    from alignlab import w2s
+    from alignlab.train import ProbeLearner
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(80, 5)).astype(np.float32)
+    y = (X[:, 0] > 0).astype(int)
+    learner = ProbeLearner({"pool": X})
+    train, test = np.arange(40), np.arange(40, 80)
+    soft = np.stack([1 - y[train], y[train]], 1).astype(np.float32)
+    out = w2s.train_on_labels(learner, "pool", train, soft, y[train], test, y[test],
+                              w2s.W2SConfig(losses=["xent"], methods=["single"], epochs=50), seed=0)
+    assert out["ceiling_acc"] > 0.8 and out["student_acc"] > 0.8
+
+
+# ---------------------------------------------------------------------------------------------
+# generation
+
+
+def test_cut_at_stop_and_chat_template_only_where_there_is_one():
+    from alignlab.generation import apply_chat, cut_at_stop
+    from alignlab.testing import tiny_tokenizer
+
+    assert cut_at_stop(" Nairobi.\nQuestion: next", ["\n"]) == "Nairobi."
+    assert cut_at_stop("a b c", None) == "a b c"
+    tok = tiny_tokenizer()
+    assert apply_chat(tok, "hello") == "hello"  # no template: raw text
+    with pytest.raises(ValueError):
+        apply_chat(tok, "hello", chat=True)
+
+
+def test_generate_by_name_caches_every_prompt(tmp_path, monkeypatch):
+    from alignlab import generation, models
+    from alignlab.testing import tiny_causal_lm
+
+    monkeypatch.setenv("ALIGNLAB_CACHE", str(tmp_path))
+    monkeypatch.delenv("ALIGNLAB_NO_CACHE", raising=False)
+    loads = []
+
+    def load(name):
+        loads.append(name)
+        return tiny_causal_lm("llama")
+
+    monkeypatch.setattr(models, "load_causal_lm", load)
+    first = generation.generate("tiny", ["Q: a", "Q: bb", "Q: a"], max_new_tokens=4, batch_size=2)
+    assert len(first) == 3 and first[0] == first[2] and loads == ["tiny"]
+    again = generation.generate("tiny", ["Q: bb", "Q: a"], max_new_tokens=4, batch_size=2)
+    assert again == [first[1], first[0]] and loads == ["tiny"]  # nothing regenerated, model not loaded
+    generation.generate("tiny", ["Q: a"], max_new_tokens=5)  # other settings: generated anew
+    assert loads == ["tiny", "tiny"]
+
+
+def test_batched_greedy_generation_matches_one_at_a_time():
+    from alignlab.generation import generate_with
+    from alignlab.testing import tiny_causal_lm
+
+    model, tok = tiny_causal_lm("llama", seed=3)
+    prompts = ["Q: What is the capital of Peru? A:", "The capital", "Oxygen has the chemical symbol O and"]
+    batched = generate_with(model, tok, prompts, max_new_tokens=5, batch_size=3)
+    alone = [generate_with(model, tok, [p], max_new_tokens=5)[0] for p in prompts]
+    assert batched == alone
+
+
+@pytest.mark.slow
+def test_notebook_smoke_run(run_study):
+    result, metrics = run_study("02_scalable_oversight", n_questions=6, seeds=[0, 1], rounds=1, max_new_tokens=6)
+    for key in ("judge_acc_naive", "judge_acc_interaction", "judge_acc_consultancy", "judge_acc_debate",
+                "judge_acc_oracle", "pgr_naive_labels", "pgr_interaction_labels", "pgr_debate_labels"):
+        assert key in metrics, key
+    for key in ("judge_acc_naive", "judge_acc_interaction", "judge_acc_consultancy", "judge_acc_debate",
+                "judge_acc_oracle"):
+        assert 0.0 <= metrics[key] <= 1.0, key
+    assert metrics["n_seeds"] == 2
+    from alignlab.paths import project_root
+
+    transcripts = (project_root() / result.run_dir / "transcripts.jsonl").read_text().splitlines()
+    assert len(transcripts) == 6 and all("debates" in json.loads(line) for line in transcripts)
