@@ -39,7 +39,7 @@ def all_rows(dd):
 
 
 def test_registry_names_and_specs():
-    assert list(DATASETS) == ["world-facts", "facts-triples", "sciq", "cultural-items", "cdeval"]
+    assert list(DATASETS) == ["world-facts", "facts-triples", "sciq", "cultural-items", "cdeval", "lama-trex"]
     for name, spec in DATASETS.items():
         assert spec.name == name and spec.schema and spec.source and spec.license
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Callable
 
-from . import cultural, facts_triples, sciq, world_facts
+from . import cultural, facts_triples, lama, sciq, world_facts
 from .binary import binary_view
 
 SPLITS = ("train", "validation", "test")
@@ -127,6 +127,15 @@ DATASETS: dict[str, DatasetSpec] = {
             description="CDEval (Wang et al. 2024): cultural-dimension questions, one option per pole (split: test).",
             schema=CULTURAL_SCHEMA,
             sizes=cultural.cdeval_cached_sizes,
+        ),
+        DatasetSpec(
+            name="lama-trex",
+            builder=lama.load_lama_trex,
+            source="LAMA's data folder (load('lama-trex', folder=...) or $ALIGNLAB_LAMA_DIR); not on this machine",
+            license="CC BY-NC 4.0 (LAMA)",
+            description="LAMA T-REx (Petroni et al. 2019): 41 relations; test = LAMA facts, train/validation = AutoPrompt's split.",
+            schema=FACTS_TRIPLES_SCHEMA,
+            sizes=lama.cached_sizes,
         ),
     ]
 }

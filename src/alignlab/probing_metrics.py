@@ -1,0 +1,272 @@
+"""Accuracy and object-bias metrics for factual probes (study 03), and the study's summaries.
+
+Per relation, from the (n_test, C) candidate scores of a probe:
+
+- P@1, P@5, MRR: the gold object's rank among the candidates, other true objects of the row
+  (valid_objects) removed first, as LAMA does.
+- top1_share: share of test predictions (argmax, unfiltered) taken by the single most-predicted object.
+- pred_entropy: entropy of the predicted-object distribution, divided by log(C) (0: one object
+  always, 1: all candidates equally often), so relations with different C average sensibly.
+- kl: KL(predicted || gold) in nats, gold = the test set's object distribution smoothed with
+  GOLD_SMOOTHING of uniform mass (so an object predicted but never gold costs log(C / eps), not inf).
+- prompt_only_entropy: entropy of the softmax over candidates of the subject-masked query,
+  divided by log(C).
+
+Macro averages over relations; 95% CIs from a bootstrap that resamples test subjects within each
+relation (the seeds are averaged inside every resample), so they show how much the numbers
+depend on which subjects were tested; the seed spread is reported beside them. The prompt-only
+entropy involves no test subject: its CI is a t-interval over seeds (zero width for `manual`).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+GOLD_SMOOTHING = 0.01
+METRICS = ("p_at_1", "p_at_5", "mrr", "top1_share", "pred_entropy", "kl", "prompt_only_entropy")
+
+
+def softmax(x) -> np.ndarray:
+    x = np.asarray(x, dtype=np.float64)
+    z = np.exp(x - x.max(axis=-1, keepdims=True))
+    return z / z.sum(axis=-1, keepdims=True)
+
+
+def entropy(p, normalize: bool = False) -> float:
+    """Entropy in nats of a distribution (zeros allowed); divided by log(len(p)) if normalize."""
+    p = np.asarray(p, dtype=np.float64)
+    p = p / p.sum()
+    h = float(-(p[p > 0] * np.log(p[p > 0])).sum())
+    return h / np.log(len(p)) if normalize and len(p) > 1 else h
+
+
+def kl(p, q) -> float:
+    """KL(p || q) in nats; inf where p > 0 and q = 0."""
+    p, q = np.asarray(p, dtype=np.float64), np.asarray(q, dtype=np.float64)
+    p, q = p / p.sum(), q / q.sum()
+    support = p > 0
+    if np.any(q[support] == 0):
+        return float("inf")
+    return float((p[support] * np.log(p[support] / q[support])).sum())
+
+
+def distribution(indices, n: int) -> np.ndarray:
+    """Empirical distribution of indices over n objects."""
+    counts = np.bincount(np.asarray(indices, dtype=int), minlength=n).astype(float)
+    return counts / max(counts.sum(), 1)
+
+
+def smoothed_gold(gold, n: int, eps: float = GOLD_SMOOTHING) -> np.ndarray:
+    return (1 - eps) * distribution(gold, n) + eps / n
+
+
+def top1_share(pred) -> float:
+    pred = np.asarray(pred)
+    return float(np.bincount(pred).max() / len(pred)) if len(pred) else float("nan")
+
+
+def gold_ranks(scores, gold, valid=None) -> np.ndarray:
+    """1-based rank of each row's gold among candidates, other valid objects removed."""
+    scores = np.array(scores, dtype=np.float64)
+    for row, others in enumerate(valid or []):
+        for v in others:
+            if v != gold[row]:
+                scores[row, v] = -np.inf
+    gold_scores = scores[np.arange(len(gold)), gold]
+    return 1 + (scores > gold_scores[:, None]).sum(1)
+
+
+def scored_candidates(out: dict, info: dict, relation: str) -> list[str]:
+    """The candidates a result's score columns stand for: the relation's objects, or (masked LMs,
+    LAMA-style) the decoded vocabulary stored with the result."""
+    stored = out.get("candidates")
+    return [str(c) for c in stored] if stored is not None and len(stored) else info[relation]["candidates"]
+
+
+def row_arrays(scores, candidates, rows) -> dict:
+    """The per-row facts every metric is computed from: gold index, rank, predicted index."""
+    index = {c: i for i, c in enumerate(candidates)}
+    keep = [i for i, r in enumerate(rows) if r["object"] in index]
+    rows = [rows[i] for i in keep]
+    scores = np.asarray(scores)[keep]
+    gold = np.array([index[r["object"]] for r in rows], dtype=int)
+    valid = [[index[o] for o in r.get("valid_objects", [r["object"]]) if o in index] for r in rows]
+    return {"gold": gold, "rank": gold_ranks(scores, gold, valid), "pred": scores.argmax(1) if len(rows) else gold}
+
+
+def relation_metrics(gold, rank, pred, n_candidates: int, prompt_only_scores) -> dict:
+    pred_dist = distribution(pred, n_candidates)
+    return {
+        "p_at_1": float(np.mean(rank <= 1)),
+        "p_at_5": float(np.mean(rank <= 5)),
+        "mrr": float(np.mean(1.0 / rank)),
+        "top1_share": top1_share(pred),
+        "pred_entropy": entropy(pred_dist, normalize=True),
+        "kl": kl(pred_dist, smoothed_gold(gold, n_candidates)),
+        "prompt_only_entropy": entropy(softmax(prompt_only_scores), normalize=True),
+    }
+
+
+def per_relation(results: dict, info: dict, test) -> "pd.DataFrame":
+    """One row per (method, seed, relation) with every metric; `results` from probing.run_study."""
+    import pandas as pd
+
+    records = []
+    for (method, seed, relation), out in results.items():
+        rows = [dict(r) for r in test[test["relation"] == relation].to_dict("records")]
+        candidates = scored_candidates(out, info, relation)
+        arrays = row_arrays(out["scores"], candidates, rows)
+        records.append({"method": method, "seed": seed, "relation": relation, "n": len(arrays["gold"]),
+                        **relation_metrics(arrays["gold"], arrays["rank"], arrays["pred"],
+                                           len(candidates), out["prompt_only"])})
+    return pd.DataFrame(records)
+
+
+def summarize(results: dict, info: dict, test, n_boot: int = 1000, seed: int = 0) -> "pd.DataFrame":
+    """Macro over relations, mean over seeds, per method: metric, mean, lo, hi (bootstrap over
+    test subjects within relations), seed_std (spread of the per-seed macro values)."""
+    import pandas as pd
+
+    from alignlab.stats import t_ci
+
+    rng = np.random.default_rng(seed)
+    arrays = {}
+    for (method, s, relation), out in results.items():
+        rows = [dict(r) for r in test[test["relation"] == relation].to_dict("records")]
+        candidates = scored_candidates(out, info, relation)
+        arrays[(method, s, relation)] = (row_arrays(out["scores"], candidates, rows), out["prompt_only"], len(candidates))
+    methods = list(dict.fromkeys(k[0] for k in results))
+    seeds = sorted(set(k[1] for k in results))
+    relations = list(dict.fromkeys(k[2] for k in results))
+    sizes = {r: len(arrays[(methods[0], seeds[0], r)][0]["gold"]) for r in relations}
+
+    def macro(method, s, picks):
+        values = []
+        for r in relations:
+            a, prompt_only, n_candidates = arrays[(method, s, r)]
+            idx = picks[r]
+            values.append(relation_metrics(a["gold"][idx], a["rank"][idx], a["pred"][idx], n_candidates, prompt_only))
+        return {m: float(np.mean([v[m] for v in values])) for m in METRICS}
+
+    full = {r: np.arange(sizes[r]) for r in relations}
+    resamples = [{r: rng.integers(0, sizes[r], sizes[r]) for r in relations} for _ in range(n_boot)]
+    records = []
+    for method in methods:
+        per_seed = [macro(method, s, full) for s in seeds]
+        boot = [[macro(method, s, picks) for s in seeds] for picks in resamples]
+        for m in METRICS:
+            values = [p[m] for p in per_seed]
+            if m == "prompt_only_entropy":  # no test subjects involved: a t-interval over seeds
+                lo, hi = t_ci(values) if len(values) > 1 and np.std(values) > 0 else (np.mean(values),) * 2
+            else:
+                reps = np.array([np.mean([b[m] for b in bs]) for bs in boot])
+                lo, hi = np.percentile(reps, 2.5), np.percentile(reps, 97.5)
+            records.append({"method": method, "metric": m, "mean": float(np.mean(values)),
+                            "lo": float(lo), "hi": float(hi),
+                            "seed_std": float(np.std([p[m] for p in per_seed])), "n_seeds": len(seeds)})
+    return pd.DataFrame(records)
+
+
+def metrics(summary) -> dict:
+    """The flat metrics.json mapping the issue asks for (and P@5 / entropy for completeness)."""
+    names = {"p_at_1": "p_at_1", "mrr": "mrr", "top1_share": "bias_top1_share", "kl": "bias_kl",
+             "prompt_only_entropy": "prompt_only_entropy", "p_at_5": "p_at_5", "pred_entropy": "bias_entropy"}
+    return {f"{names[r.metric]}_{r.method}": float(r.mean) for r in summary.itertuples() if r.metric in names}
+
+
+def conclusion(summary) -> str:
+    """Markdown: are tuned prompts more biased than manual ones, and does MeCoD reduce bias
+    without losing accuracy, with the numbers and CIs of this run."""
+    from alignlab.stats import format_ci
+
+    table = summary.set_index(["method", "metric"])
+
+    def cell(method, metric):
+        r = table.loc[(method, metric)]
+        return r["mean"], r["lo"], r["hi"], format_ci(r["mean"], r["lo"], r["hi"])
+
+    def overlaps(a, b, metric):
+        _, lo1, hi1, _ = cell(a, metric)
+        _, lo2, hi2, _ = cell(b, metric)
+        return not (hi1 < lo2 or hi2 < lo1)
+
+    methods = list(dict.fromkeys(summary["method"]))
+    lines = []
+    if "manual" in methods:
+        for tuned in [m for m in ("softprompt", "ptuning") if m in methods]:
+            s_t, s_m = cell(tuned, "top1_share"), cell("manual", "top1_share")
+            more = s_t[0] > s_m[0]
+            firm = "" if not overlaps(tuned, "manual", "top1_share") else " (the 95% CIs overlap, so this is not established here)"
+            lines.append(f"- **{tuned} vs manual**: top-1 share {s_t[3]} vs {s_m[3]}, KL to gold "
+                         f"{cell(tuned, 'kl')[3]} vs {cell('manual', 'kl')[3]}, P@1 {cell(tuned, 'p_at_1')[3]} vs "
+                         f"{cell('manual', 'p_at_1')[3]}: the tuned prompt is {'more' if more else 'not more'} "
+                         f"concentrated on one object{firm}.")
+    if "mecod" in methods and "ptuning" in methods:
+        b_m, b_p = cell("mecod", "top1_share"), cell("ptuning", "top1_share")
+        a_m, a_p = cell("mecod", "p_at_1"), cell("ptuning", "p_at_1")
+        reduces = b_m[0] < b_p[0] and cell("mecod", "kl")[0] <= cell("ptuning", "kl")[0]
+        keeps = a_m[0] >= a_p[0] or overlaps("mecod", "ptuning", "p_at_1")
+        lines.append(f"- **MeCoD vs P-tuning**: top-1 share {b_m[3]} vs {b_p[3]}, KL {cell('mecod', 'kl')[3]} vs "
+                     f"{cell('ptuning', 'kl')[3]}, prompt-only entropy {cell('mecod', 'prompt_only_entropy')[3]} vs "
+                     f"{cell('ptuning', 'prompt_only_entropy')[3]}, P@1 {a_m[3]} vs {a_p[3]}. MeCoD "
+                     + ("has lower top-1 share and KL than P-tuning" if reduces else
+                        "does not reduce both top-1 share and KL")
+                     + (" in point estimate only: the 95% CIs overlap, so a bias reduction is not established here"
+                        if reduces and overlaps("mecod", "ptuning", "top1_share") else "")
+                     + f"; its P@1 is {'not lower (within the CIs)' if keeps else 'lower'} than P-tuning's.")
+    lines.append("- CIs resample test subjects (seeds averaged); with a small model, few training steps and "
+                 "few test subjects per relation, differences inside the CIs are not findings.")
+    return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------------------------------
+# Figures
+
+def plot_distributions(results: dict, info: dict, test, relations, seed: int, top: int = 8):
+    """Predicted vs gold object distribution for a few relations (one seed): bars per method."""
+    import matplotlib.pyplot as plt
+
+    from alignlab.figures import figsize
+
+    methods = list(dict.fromkeys(k[0] for k in results))
+    fig, axes = plt.subplots(1, len(relations), figsize=figsize("text", 0.4 if len(relations) > 1 else 0.62),
+                             squeeze=False)
+    for ax, relation in zip(axes[0], relations):
+        candidates = scored_candidates(results[(methods[0], seed, relation)], info, relation)
+        rows = [dict(r) for r in test[test["relation"] == relation].to_dict("records")]
+        dists = {}
+        for method in methods:
+            a = row_arrays(results[(method, seed, relation)]["scores"], candidates, rows)
+            dists[method] = distribution(a["pred"], len(candidates))
+        gold = distribution(a["gold"], len(candidates))
+        order = np.argsort(-(gold + sum(dists.values())), kind="stable")[:top]
+        width = 0.8 / (len(methods) + 1)
+        x = np.arange(len(order))
+        ax.bar(x, gold[order], width, label="gold", color="black")
+        for j, method in enumerate(methods):
+            ax.bar(x + (j + 1) * width, dists[method][order], width, label=method)
+        ax.set_xticks(x + 0.4, [candidates[i][:12] for i in order], rotation=60, ha="right", fontsize=6)
+        ax.set_title(relation, fontsize=8)
+    axes[0][0].set_ylabel("share of test predictions")
+    axes[0][-1].legend(fontsize=6)
+    fig.tight_layout()
+    return fig
+
+
+def plot_bias_vs_accuracy(table):
+    """Top-1 share vs P@1 per method and relation (small dots) and macro means with CIs (big)."""
+    import matplotlib.pyplot as plt
+
+    from alignlab.figures import figsize
+
+    fig, ax = plt.subplots(figsize=figsize("column"))
+    per = table.groupby(["method", "relation"])[["p_at_1", "top1_share"]].mean().reset_index()
+    for method, part in per.groupby("method", sort=False):
+        dots = ax.scatter(part["top1_share"], part["p_at_1"], s=10, alpha=0.4)
+        ax.scatter(part["top1_share"].mean(), part["p_at_1"].mean(), s=60, color=dots.get_facecolor()[0],
+                   edgecolor="black", label=method)
+    ax.set_xlabel("bias: top-1 share of predictions")
+    ax.set_ylabel("P@1")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    return fig

@@ -1,0 +1,299 @@
+"""Study 03: probes, MeCoD losses, bias metrics, the LAMA loader (tiny random models, no files)."""
+
+import json
+import math
+
+import numpy as np
+import pytest
+
+from alignlab import probing
+from alignlab import probing_metrics as pm
+from alignlab.data import lama
+from alignlab.paths import project_root
+
+REAL_LAMA = project_root().parent / "shared" / "fixtures" / "real" / "lama_trex"
+TEMPLATE = "The capital of [X] is [Y]."
+CANDIDATES = ["Paris", "Lima", "Oxygen", "the capital of Peru"]
+
+
+def rows():
+    return [dict(subject=s, relation="capital", object=o, valid_objects=[o], template=TEMPLATE,
+                 query=TEMPLATE.replace("[X]", s)) for s, o in
+            [("France", "Paris"), ("Peru", "Lima"), ("Oxygen", "Oxygen"), ("Spain", "Paris")]]
+
+
+# ---------------------------------------------------------------------------------------------
+# Bias and accuracy metrics on hand-computed distributions
+
+def test_top1_share_and_entropy():
+    assert pm.top1_share([0, 0, 0, 1]) == 0.75
+    assert pm.entropy([0.5, 0.5, 0, 0]) == pytest.approx(math.log(2))
+    assert pm.entropy([0.5, 0.5, 0, 0], normalize=True) == pytest.approx(0.5)  # log 2 / log 4
+    assert pm.entropy([1, 0, 0]) == 0.0
+
+
+def test_kl_and_smoothed_gold():
+    assert pm.kl([0.5, 0.5], [0.25, 0.75]) == pytest.approx(0.5 * math.log(2) + 0.5 * math.log(2 / 3))
+    assert pm.kl([0.5, 0.5], [1.0, 0.0]) == float("inf")
+    gold = pm.smoothed_gold([0, 0, 1, 1], 4, eps=0.2)
+    assert np.allclose(gold, [0.45, 0.45, 0.05, 0.05])
+    pred = pm.distribution([0, 0, 0, 0], 4)  # all on object 0
+    assert pm.kl(pred, gold) == pytest.approx(math.log(1 / 0.45))
+
+
+def test_ranks_filter_other_valid_objects():
+    scores = np.array([[3.0, 2.0, 1.0], [1.0, 2.0, 3.0]])
+    assert list(pm.gold_ranks(scores, np.array([1, 0]))) == [2, 3]
+    assert list(pm.gold_ranks(scores, np.array([1, 0]), [[0, 1], [0]])) == [1, 3]  # object 0 also true for row 0
+
+
+def test_relation_metrics_by_hand():
+    m = pm.relation_metrics(gold=np.array([0, 1, 2, 0]), rank=np.array([1, 2, 6, 1]), pred=np.array([0, 0, 0, 1]),
+                            n_candidates=4, prompt_only_scores=np.zeros(4))
+    assert m["p_at_1"] == 0.5 and m["p_at_5"] == 0.75
+    assert m["mrr"] == pytest.approx((1 + 0.5 + 1 / 6 + 1) / 4)
+    assert m["top1_share"] == 0.75
+    assert m["prompt_only_entropy"] == pytest.approx(1.0)
+    gold = (1 - pm.GOLD_SMOOTHING) * np.array([0.5, 0.25, 0.25, 0]) + pm.GOLD_SMOOTHING / 4
+    assert m["kl"] == pytest.approx(0.75 * math.log(0.75 / gold[0]) + 0.25 * math.log(0.25 / gold[1]))
+
+
+# ---------------------------------------------------------------------------------------------
+# Queries and scoring
+
+def test_prompt_only_query_hides_every_subject_token():
+    from alignlab.testing import tiny_causal_lm, tiny_encoder
+
+    for tok, masked in ((tiny_causal_lm()[1], False), (tiny_encoder()[1], True)):
+        for slots in (None, (2, 2)):
+            builder = probing.QueryBuilder(tok, TEMPLATE, masked, slots)
+            for subject in ("France", "Zyxwvu Qrstland"):
+                subject_ids = builder.subject_ids(subject)
+                full, hidden = builder.query(subject), builder.prompt_only()
+                assert len(full) == len(hidden) + len(subject_ids) - 1
+                n = len(subject_ids)
+                windows = [hidden[i:i + n] for i in range(len(hidden) - n + 1)]
+                assert subject_ids not in windows
+                # the rest of the query is untouched: the subject span became one placeholder
+                placeholder = probing.placeholder_id(tok)
+                assert hidden.count(placeholder) == 1 + full.count(placeholder) - subject_ids.count(placeholder)
+
+
+def test_scorer_matches_alignlab_scoring():
+    from alignlab.scoring import score_pairs
+    from alignlab.testing import tiny_causal_lm
+
+    for arch in ("llama", "gemma3", "gpt2"):
+        model, tok = tiny_causal_lm(arch)
+        scorer = probing.Scorer(model, tok, CANDIDATES)
+        contexts = ["The capital of France is", "Q: What is the capital"]
+        got = scorer.score_all([tok(c)["input_ids"] for c in contexts], batch_size=2, max_positions=16)
+        want = score_pairs(model, tok, [(c, " " + x) for c in contexts for x in CANDIDATES]).sum.reshape(2, 4)
+        assert np.allclose(got, want, atol=1e-4)
+
+
+def test_soft_prompt_with_template_init_equals_manual_query():
+    import torch
+
+    from alignlab.testing import tiny_causal_lm
+
+    model, tok = tiny_causal_lm()
+    module = probing.make_prompt("softprompt", model.get_input_embeddings(), tok, TEMPLATE, probing.TrainConfig(), 0)
+    builder = probing.QueryBuilder(tok, TEMPLATE, slots=module.slots)
+    scorer = probing.Scorer(model, tok, CANDIDATES)
+    with torch.no_grad():
+        soft = scorer.score_all([builder.query("France")], module())
+    manual = scorer.score_all([probing.QueryBuilder(tok, TEMPLATE).query("France")])
+    assert np.allclose(soft, manual, atol=1e-5)
+
+
+def test_masked_lm_scores_the_vocabulary():
+    from alignlab.testing import tiny_encoder
+
+    model, tok = tiny_encoder()
+    scorer = probing.Scorer(model, tok, None)
+    assert len(scorer.candidates) == len(tok)
+    out = scorer.score_all([probing._manual_query(tok, rows()[0], masked=True)])
+    assert out.shape == (1, len(tok)) and np.isclose(np.exp(out).sum(), 1, atol=1e-4)
+
+
+# ---------------------------------------------------------------------------------------------
+# MeCoD losses on hand-computed logits, and their gradients
+
+def test_oe_loss_by_hand_and_gate_gradient():
+    import torch
+
+    scores = torch.log(torch.tensor([0.5, 0.3, 0.2]))
+    gate = torch.tensor([1.0, 1.0, 0.0])
+    q = np.array([0.5, 0.3]) / 0.8
+    assert probing.oe_loss(scores, gate).item() == pytest.approx(float((q * np.log(q)).sum()), abs=1e-6)
+    flat = torch.zeros(3)
+    assert probing.oe_loss(flat, torch.ones(3)).item() == pytest.approx(-math.log(3), abs=1e-6)
+
+
+def test_boo_loss_by_hand():
+    import torch
+
+    logprobs = torch.log(torch.tensor([[0.2, 0.5, 0.3]]))
+    gate = torch.tensor([1.0, 1.0, 0.5])
+    want = -math.log(0.2 / (0.2 + 0.5 + 0.5 * 0.3))
+    assert probing.boo_loss(logprobs, torch.tensor([0]), gate).item() == pytest.approx(want, abs=1e-6)
+    valid = torch.tensor([[False, True, False]])  # object 1 is also true: not an obstacle
+    want = -math.log(0.2 / (0.2 + 0.5 * 0.3))
+    assert probing.boo_loss(logprobs, torch.tensor([0]), gate, valid).item() == pytest.approx(want, abs=1e-6)
+
+
+def test_mecod_gradients_reach_the_gate():
+    import torch
+
+    gate = probing.Gate()
+    logprobs = torch.log_softmax(torch.tensor([[0.1, 2.0, 0.5, -1.0]]), -1)
+    prompt_only = torch.tensor([0.3, 2.5, 1.0, -2.0], requires_grad=True)
+    total, parts = probing.mecod_losses(logprobs, torch.tensor([0]), prompt_only, gate, 0.2, 0.1)
+    total.backward()
+    assert gate.scale.grad is not None and gate.threshold.grad is not None
+    assert gate.scale.grad.abs() > 0 and gate.threshold.grad.abs() > 0
+    assert prompt_only.grad.abs().sum() > 0  # OE reaches the prompt through q
+    for name in ("oe", "boo"):  # each loss alone reaches the gate
+        g = probing.Gate()
+        loss = probing.mecod_losses(logprobs, torch.tensor([0]), prompt_only.detach(), g,
+                                    0.2 if name == "oe" else 0.0, 0.1 if name == "boo" else 0.0)[0]
+        loss.backward()
+        assert g.threshold.grad.abs() > 0, name
+
+
+# ---------------------------------------------------------------------------------------------
+# One training step lowers the loss, for every probe
+
+@pytest.mark.parametrize("method", probing.TUNED)
+def test_training_lowers_the_loss(method):
+    import torch
+
+    from alignlab.testing import tiny_causal_lm
+
+    model, tok = tiny_causal_lm()
+    config = probing.TrainConfig(steps=1, batch_size=4, n_candidates=4, lr=0.05, prompt_init="random", n_slots=2)
+    module, history = probing.train_probe(model, tok, method, "capital", TEMPLATE, CANDIDATES, rows(), config, seed=0)
+    scorer = probing.Scorer(model, tok, CANDIDATES)
+    builder = probing.QueryBuilder(tok, TEMPLATE, slots=module.slots)
+    gold = torch.tensor([CANDIDATES.index(r["object"]) for r in rows()])
+    with torch.no_grad():
+        after = probing.task_loss(scorer([builder.query(r["subject"]) for r in rows()], module()), gold).item()
+    before = history[0]["task"] if method == "mecod" else history[0]["loss"]
+    assert after < before
+    assert all(p.requires_grad for p in model.parameters())  # the model's flags were restored
+
+
+def test_masked_lm_probe_trains():
+    from alignlab.testing import tiny_encoder
+
+    model, tok = tiny_encoder()
+    config = probing.TrainConfig(steps=3, batch_size=4, lr=0.05, prompt_init="random", n_slots=2)
+    r = [dict(x, object="Peru", valid_objects=["Peru"]) for x in rows()]  # " Peru" is one token
+    _, history = probing.train_probe(model, tok, "mecod", "capital", TEMPLATE, None, r, config, seed=0)
+    assert history[-1]["task"] < history[0]["task"]
+
+
+# ---------------------------------------------------------------------------------------------
+# Bad parameters fail fast
+
+def test_bad_parameters_fail_clearly():
+    info = {"capital": {"template": TEMPLATE, "candidates": CANDIDATES}}
+    with pytest.raises(ValueError, match="a1"):
+        probing.TrainConfig(a1=-0.1).check()
+    with pytest.raises(ValueError, match="a2"):
+        probing.check_settings("facts-triples", ["capital"], ["mecod"], probing.TrainConfig(a2=-1), info)
+    with pytest.raises(ValueError, match="unknown relation.*capitol.*known relations: capital"):
+        probing.check_settings("facts-triples", ["capitol"], ["manual"], probing.TrainConfig(), info)
+    with pytest.raises(ValueError, match="unknown relation"):
+        probing.load_facts("facts-triples", ["capitol"])
+    with pytest.raises(ValueError, match="methods"):
+        probing.check_settings("facts-triples", ["capital"], ["optiprompt"], probing.TrainConfig(), info)
+    with pytest.raises(ValueError, match="prompt_init"):
+        probing.TrainConfig(prompt_init="zeros").check()
+    with pytest.raises(ValueError, match="a1 and a2"):
+        probing.mecod_losses(None, None, None, None, -1.0, 0.1)
+
+
+def test_runner_rejects_bad_choice_fast():
+    from alignlab.runner import ParameterError, resolve_params
+
+    with pytest.raises(ParameterError, match="prompt_init"):
+        resolve_params("03_prompt_object_bias", "quick", {"prompt_init": "zeros"})
+
+
+def test_quick_data_is_skewed():
+    splits, info = probing.load_facts("facts-triples", list(probing.QUICK_RELATIONS), n_train=10, n_test=5)
+    assert set(splits["train"]["relation"]) == set(probing.QUICK_RELATIONS)
+    assert splits["train"].groupby("relation").size().max() <= 10
+    assert splits["test"].groupby("relation").size().max() <= 5
+    assert not set(splits["train"]["subject"]) & set(splits["test"]["subject"])
+
+
+# ---------------------------------------------------------------------------------------------
+# LAMA T-REx loader
+
+def write_lama(folder):
+    (folder / "TREx").mkdir(parents=True)
+    (folder / "relations.jsonl").write_text(
+        json.dumps({"relation": "P36", "template": "The capital of [X] is [Y] .", "label": "capital", "type": "1-1"})
+        + "\n" + json.dumps({"relation": "P19", "template": "[X] was born in [Y] .", "label": "x", "type": "N-1"}) + "\n")
+    facts = [{"uuid": "u1", "sub_label": "France", "obj_label": "Paris", "sub_uri": "Q142", "obj_uri": "Q90",
+              "predicate_id": "P36", "evidences": [{"sub_surface": "France", "obj_surface": "Paris",
+                                                    "masked_sentence": "The capital of France is [MASK] ."}]},
+             {"uuid": "u2", "sub_label": "Peru", "obj_label": "Lima"}]
+    (folder / "TREx" / "P36.jsonl").write_text("".join(json.dumps(f) + "\n" for f in facts))
+    train = folder / "autoprompt_TREx_all" / "P36"
+    train.mkdir(parents=True)
+    (train / "train.jsonl").write_text(json.dumps({"sub_label": "Spain", "obj_label": "Madrid"}) + "\n")
+    (train / "dev.jsonl").write_text(json.dumps({"sub_label": "Italy", "obj_label": "Rome"}) + "\n")
+
+
+def test_lama_loader_on_a_small_file(tmp_path):
+    write_lama(tmp_path)
+    rows = lama.read_rows(tmp_path)
+    assert [len(rows[s]) for s in ("train", "validation", "test")] == [1, 1, 2]
+    row = rows["test"][0]
+    assert row["subject"] == "France" and row["object"] == "Paris" and row["relation"] == "P36"
+    assert row["query"] == "The capital of France is [Y] ."
+    info = lama.relation_info(rows)
+    assert info["P36"]["candidates"] == ["Lima", "Madrid", "Paris", "Rome"]
+    ds = lama.load_lama_trex("test", folder=tmp_path)
+    assert ds.num_rows == 2 and ds[1]["valid_objects"] == ["Lima"]
+    splits, info = probing.load_facts("lama-trex", ["P36"], folder=tmp_path)
+    assert len(splits["test"]) == 2
+    with pytest.raises(ValueError, match="unknown LAMA relation"):
+        lama.read_rows(tmp_path, ["P999"])
+
+
+def test_lama_loader_needs_a_folder(monkeypatch):
+    monkeypatch.delenv("ALIGNLAB_LAMA_DIR", raising=False)
+    with pytest.raises(FileNotFoundError, match="data.zip"):
+        lama.read_rows()
+    assert lama.cached_sizes() is None
+
+
+@pytest.mark.skipif(not REAL_LAMA.exists(), reason="real LAMA samples not present")
+def test_lama_loader_on_real_samples():
+    rows = lama.read_rows(REAL_LAMA)
+    assert len(rows["test"]) == 50 and len(rows["train"]) == 50 and len(rows["validation"]) == 50
+    assert all(r["relation"] == "P19" and r["query"].endswith("[Y] .") for r in rows["test"])
+    templates = lama.read_relations(REAL_LAMA)
+    assert len(templates) == 46 and templates["P19"]["template"] == "[X] was born in [Y] ."
+    pararel = lama.to_rows(lama.read_jsonl(REAL_LAMA / "pararel_trex_lms_vocab" / "P17.jsonl"), "P17",
+                           "[X] is located in [Y] .")
+    assert len(pararel) == 100 and pararel[0]["object"] == "Germany"
+
+
+# ---------------------------------------------------------------------------------------------
+# The notebook, end to end
+
+@pytest.mark.slow
+def test_notebook_smoke(run_study):
+    _, metrics = run_study("03_prompt_object_bias", relations=["region", "element_period"], seeds=[0, 1, 2],
+                           n_train=8, n_test=4, steps=1, batch_size=4, n_candidates=6, n_boot=100,
+                           figure_relations=["region"])
+    for method in probing.METHODS:
+        for key in ("p_at_1", "mrr", "bias_top1_share", "prompt_only_entropy"):
+            assert 0 <= metrics[f"{key}_{method}"] <= 1, key
+        assert metrics[f"bias_kl_{method}"] >= 0
