@@ -134,6 +134,28 @@ def test_feature_extractor_decoder_and_encoder(tmp_path):
         np.testing.assert_allclose(X[1], extract(texts[1:2])[0], rtol=1e-4, atol=1e-5)
 
 
+def test_feature_extractor_reads_the_layer_it_is_asked_for(tmp_path):
+    """layer=1.0 is the last hidden state, 0.5 the middle block's output, pooled the same way;
+    a layer outside [0, 1] fails before any model loads."""
+    path = _save_tiny(tmp_path / "dec", lambda: tiny_causal_lm("llama"))
+    texts = ["the capital of France is Paris", "short"]
+    last = models.load_feature_extractor(path)
+    middle = models.load_feature_extractor(path, layer=0.5)
+    n_blocks = middle.model.config.num_hidden_layers
+    assert middle.layer_index == round(n_blocks / 2) and last.layer_index == n_blocks
+    enc = middle.tokenizer(texts, padding=True, return_tensors="pt")
+    with torch.no_grad():
+        hidden = middle.model(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"],
+                              output_hidden_states=True).hidden_states
+    expected_middle = models.pool(hidden[middle.layer_index], enc["attention_mask"], "last").numpy()
+    expected_last = models.pool(hidden[-1], enc["attention_mask"], "last").numpy()
+    np.testing.assert_allclose(middle(texts), expected_middle, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(last(texts), expected_last, rtol=1e-4, atol=1e-5)
+    assert not np.allclose(middle(texts), last(texts))
+    with pytest.raises(ValueError, match="layer must be a fraction of depth"):
+        models.load_feature_extractor(path, layer=2)
+
+
 def test_dtype_choice_and_override(monkeypatch):
     assert models.pick_dtype("cpu") == torch.float32
     assert models.pick_dtype("cpu", "bf16") == torch.bfloat16

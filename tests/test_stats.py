@@ -177,3 +177,24 @@ def test_no_warnings_on_normal_use():
         warnings.simplefilter("error")
         auroc([0, 1, 0, 1], [0.1, 0.9, 0.2, 0.8])
         summarize(pd.DataFrame({"g": ["a"], "v": [1.0]}), by=["g"], value="v")
+
+
+def test_mean_ci_drops_nans_and_matches_t_ci():
+    from alignlab.stats import mean_ci, t_ci
+
+    mean, lo, hi = mean_ci([0.1, float("nan"), 0.3, 0.2])
+    assert mean == pytest.approx(0.2)
+    assert (lo, hi) == pytest.approx(t_ci([0.1, 0.3, 0.2]))
+    assert all(np.isnan(v) for v in mean_ci([]))
+    one = mean_ci([0.4])
+    assert one[0] == 0.4 and np.isnan(one[1]) and np.isnan(one[2])
+
+
+@pytest.mark.parametrize("effect, expected", [((0.1, 0.02, 0.2), "above"), ((-0.1, -0.2, -0.01), "below"),
+                                              ((0.05, -0.01, 0.1), "straddles"), ((0.1, float("nan"), float("nan")), "unknown"),
+                                              ((0.0, 0.0, 0.1), "straddles")])
+def test_verdict_one_rule_with_the_callers_words(effect, expected):
+    from alignlab.stats import verdict
+
+    words = {"above": "above", "below": "below", "straddles": "straddles", "unknown": "unknown"}
+    assert verdict(*effect, **words) == expected

@@ -88,6 +88,8 @@ def test_check_config_names_the_parameter():
         w2s.check_config(w2s.W2SConfig(mode="lora"))
     with pytest.raises(ValueError, match="alpha_max"):
         w2s.check_config(w2s.W2SConfig(alpha_max=2.0))
+    with pytest.raises(ValueError, match="feature_layer"):
+        w2s.check_config(w2s.W2SConfig(feature_layer=1.5))
 
 
 def test_add_pgr_and_metrics_keys():

@@ -477,16 +477,37 @@ def load_classifier(name: str, num_labels: int = 2, device: str | None = None, d
 
 
 class FeatureExtractor:
-    """Pooled hidden states of a frozen model: last real token for decoders, mean for encoders."""
+    """Pooled hidden states of a frozen model: last real token for decoders, mean for encoders.
 
-    def __init__(self, name: str, device: str | None = None, dtype: str | None = None, max_length: int = 256):
+    `layer` is the depth to read, as a fraction of the model's blocks: 1.0 is the last hidden
+    state (after the final norm), 0.5 the output of the middle block (hidden_states[round(0.5 *
+    n_blocks)]), 0.0 the embeddings. Linear probes on small LMs read facts better from the middle
+    than from the last layer (measured on world-facts in notebooks/01: Gemma-3-270M 0.76 test
+    accuracy at 0.5 vs 0.69 at 1.0)."""
+
+    def __init__(self, name: str, device: str | None = None, dtype: str | None = None, max_length: int = 256,
+                 layer: float = 1.0):
+        if not 0.0 <= float(layer) <= 1.0:
+            raise ValueError(f"layer must be a fraction of depth in [0, 1] (1.0: the last layer), got {layer!r}")
         self.name = name
         self.model, self.tokenizer, self.pooling = load_backbone(name, device, dtype)
         self.max_length = max_length
+        self.layer = float(layer)
 
     @property
     def dim(self) -> int:
         return self.model.config.hidden_size
+
+    @property
+    def layer_index(self) -> int:
+        """Index into `hidden_states` (0: embeddings, n_blocks: the last hidden state)."""
+        return round(self.layer * self.model.config.num_hidden_layers)
+
+    def _hidden(self, enc):
+        if self.layer == 1.0:
+            return self.model(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"]).last_hidden_state
+        out = self.model(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"], output_hidden_states=True)
+        return out.hidden_states[self.layer_index]
 
     def __call__(self, texts: list[str], batch_size: int = 32, progress: bool = False):
         """Features for `texts` as a float32 array (n, dim). Batches are sorted by length to pad little."""
@@ -504,13 +525,14 @@ class FeatureExtractor:
             enc = self.tokenizer([texts[i] for i in idx], padding=True, truncation=True,
                                  max_length=self.max_length, return_tensors="pt").to(device)
             with torch.inference_mode():
-                hidden = self.model(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"]).last_hidden_state
+                hidden = self._hidden(enc)
                 out[idx] = pool(hidden, enc["attention_mask"], self.pooling).float().cpu().numpy()
         return out
 
 
-def load_feature_extractor(name: str, device: str | None = None, dtype: str | None = None) -> FeatureExtractor:
-    return FeatureExtractor(name, device, dtype)
+def load_feature_extractor(name: str, device: str | None = None, dtype: str | None = None,
+                           layer: float = 1.0) -> FeatureExtractor:
+    return FeatureExtractor(name, device, dtype, layer=layer)
 
 
 # --------------------------------------------------------------------------------------------

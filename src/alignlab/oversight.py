@@ -689,34 +689,24 @@ def metrics(judge, rounds, w2s_df, records=None) -> dict:
 
 
 def _diff(judge, a, b):
-    from alignlab.stats import t_ci
+    from alignlab.stats import mean_ci
 
     left = judge[judge.protocol == a].set_index("seed").acc
     right = judge[judge.protocol == b].set_index("seed").acc
-    d = (left - right).dropna().to_numpy()
-    lo, hi = t_ci(d) if len(d) > 1 else (float("nan"), float("nan"))
-    return (float(d.mean()) if len(d) else float("nan")), lo, hi
+    return mean_ci((left - right).to_numpy())
 
 
 def _verdict(mean, lo, hi) -> str:
-    if any(math.isnan(v) for v in (mean, lo, hi)):
-        return "cannot tell"
-    if lo > 0:
-        return "**yes**"
-    if hi < 0:
-        return "**no: worse**"
-    return "**not shown** (the 95% CI includes 0)"
+    from alignlab.stats import verdict
+
+    return verdict(mean, lo, hi, above="**yes**", below="**no: worse**",
+                   straddles="**not shown** (the 95% CI includes 0)", unknown="cannot tell")
 
 
 def conclusion(judge, rounds, w2s_df, records, n_items: int) -> str:
     """Markdown: whether interaction and debate beat the naive judge and consultancy here."""
-    from alignlab.stats import format_ci, t_ci
-
-    def ci(values):
-        v = np.asarray(values, dtype=float)
-        v = v[~np.isnan(v)]
-        lo, hi = t_ci(v) if len(v) > 1 else (float("nan"), float("nan"))
-        return (float(v.mean()) if len(v) else float("nan")), lo, hi
+    from alignlab.stats import format_ci
+    from alignlab.stats import mean_ci as ci
 
     n_seeds = judge.seed.nunique()
     lines = [f"**Conclusion** ({n_seeds} seeds over one pool of {n_items} questions, judge accuracy on each seed's "

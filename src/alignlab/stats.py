@@ -9,7 +9,8 @@ interval. This module holds the small amount of statistics that takes:
   bootstrap); `paired_bootstrap_ci` compares two systems scored on the same examples.
 - `summarize` turns per-seed rows into a tidy table (`*by, mean, lo, hi, n, std`) that
   notebooks print and `figures.bar_with_ci` draws; `format_ci` writes one cell of a paper
-  table.
+  table; `mean_ci` and `verdict` state an effect and whether its CI excludes 0 (the one rule
+  of every notebook's conclusion).
 - `accuracy`, `auroc`, `expected_calibration_error` are the shared binary metrics.
 
 scipy is imported inside the functions that need it, so importing this module stays cheap.
@@ -17,6 +18,7 @@ scipy is imported inside the functions that need it, so importing this module st
 
 from __future__ import annotations
 
+import math
 import random
 import warnings
 from typing import Callable, Sequence
@@ -239,6 +241,35 @@ def format_ci(mean: float, lo: float, hi: float, digits: int = 3) -> str:
     if np.isnan(lo) and np.isnan(hi):
         return text
     return f"{text} [{lo:.{digits}f}, {hi:.{digits}f}]"
+
+
+def mean_ci(values, level: float = 0.95) -> tuple[float, float, float]:
+    """(mean, lo, hi) of `values` with NaNs dropped: the mean and its Student-t interval.
+
+    Every study's conclusion states an effect this way (one number per seed). With no values the
+    mean is NaN; with one the interval is (nan, nan), as in `t_ci`.
+    """
+    array = _as_1d_float(values)
+    array = array[~np.isnan(array)]
+    mean = float(array.mean()) if array.size else float("nan")
+    return (mean, *t_ci(array, level))
+
+
+def verdict(mean: float, lo: float, hi: float, above: str = "**holds**", below: str = "**reversed** here",
+            straddles: str = "**not shown** here (the 95% CI includes no effect)",
+            unknown: str = "cannot tell (fewer than 2 seeds)") -> str:
+    """The one rule every conclusion applies to an effect (a difference, 0 = no effect):
+
+    the whole 95% CI above 0 -> `above`; the whole CI below 0 -> `below`; a CI that contains 0
+    -> `straddles`; no CI (NaN: fewer than two values) -> `unknown`. Callers choose the words.
+    """
+    if any(math.isnan(float(v)) for v in (mean, lo, hi)):
+        return unknown
+    if lo > 0:
+        return above
+    if hi < 0:
+        return below
+    return straddles
 
 
 # -----------------------------------------------------------------------------

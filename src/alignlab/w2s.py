@@ -23,8 +23,10 @@ the final numbers.
 What each seed varies: the halves, every head's initialisation and minibatch order, the bootstrap
 resamples, and (in `alignlab.icl`) the demonstrations drawn.
 
-Mode: `probe` (linear heads on frozen, cached features: `features`) or `finetune` (the models
-themselves; see `alignlab.train`). Both go through the same learner API.
+Mode: `probe` (linear heads on frozen, cached features: `features`, read at `feature_layer`, by
+default the middle of the network, where small LMs' features carry the facts best; chosen once, a
+priori, for every model alike, not tuned per model) or `finetune` (the models themselves, last
+layer; see `alignlab.train`). Both go through the same learner API.
 
 Results of one seed are cached (`alignlab.cache`), keyed by everything that produced them, so a
 warm re-run of a notebook recomputes nothing; PGR is computed from the cached accuracies outside
@@ -71,15 +73,17 @@ def split_halves(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     return np.sort(order[: n // 2]), np.sort(order[n // 2:])
 
 
-def features(model_name: str, texts, batch_size: int = 32, progress: bool = False) -> np.ndarray:
-    """Pooled frozen features (n, dim) of `texts` under `model_name`, computed once and cached."""
+def features(model_name: str, texts, batch_size: int = 32, progress: bool = False, layer: float = 1.0) -> np.ndarray:
+    """Pooled frozen features (n, dim) of `texts` under `model_name`, read at `layer` (a fraction of
+    depth, 1.0 the last layer; see `alignlab.models.FeatureExtractor`), computed once and cached."""
     from alignlab.cache import Cache
     from alignlab.models import load_feature_extractor
 
     texts = [str(t) for t in texts]
+    key = dict(model=model_name, texts=texts) if float(layer) == 1.0 else dict(model=model_name, texts=texts, layer=float(layer))
     return Cache().memo("features", FEATURES_VERSION,
-                        lambda: load_feature_extractor(model_name)(texts, batch_size=batch_size, progress=progress),
-                        model=model_name, texts=texts)
+                        lambda: load_feature_extractor(model_name, layer=layer)(texts, batch_size=batch_size, progress=progress),
+                        **key)
 
 
 @dataclass
@@ -87,6 +91,7 @@ class W2SConfig:
     """Everything that shapes one seed's results (part of its cache key)."""
 
     mode: str = "probe"  # probe or finetune
+    feature_layer: float = 0.5  # probe mode: the depth features are read at (fraction; 1.0 = last layer)
     losses: list = field(default_factory=lambda: ["xent", "logconf", "product"])
     methods: list = field(default_factory=lambda: list(METHODS))
     n_bagging: int = 10  # bagging members trained; the number used is chosen on validation
@@ -130,6 +135,9 @@ def check_config(config: W2SConfig) -> None:
     bad = [m for m in config.methods if m not in METHODS]
     if bad or not config.methods or config.methods[0] != "single":
         raise ValueError(f"methods must start with 'single' and be drawn from {', '.join(METHODS)}, got {config.methods!r}")
+    if not 0.0 <= config.feature_layer <= 1.0:
+        raise ValueError(f"feature_layer must be a fraction of depth in [0, 1] (0.5: the middle block, 1.0: the last "
+                         f"layer), got {config.feature_layer}")
     if not 0.0 <= config.alpha_max <= 1.0:
         raise ValueError(f"alpha_max must be in [0, 1], got {config.alpha_max}")
     if not 0.0 <= config.warmup_frac <= 1.0:
@@ -240,7 +248,8 @@ def make_learner(model_name: str, texts: dict, config: W2SConfig, progress: bool
     from alignlab.train import FinetuneLearner, ProbeLearner
 
     if config.mode == "probe":
-        return ProbeLearner({split: features(model_name, t, progress=progress) for split, t in texts.items()})
+        return ProbeLearner({split: features(model_name, t, progress=progress, layer=config.feature_layer)
+                             for split, t in texts.items()})
     return FinetuneLearner(model_name, texts, train_layers=config.train_layers, lora_r=config.lora_r)
 
 
@@ -313,8 +322,7 @@ def metrics(results, curve, icl_results=None) -> dict:
     def ci(method, loss, column):
         from alignlab.stats import t_ci
 
-        rows = first[(first.method == method) & (first.loss == loss)][column].dropna()
-        return t_ci(rows.to_numpy()) if len(rows) > 1 else (float("nan"), float("nan"))
+        return t_ci(first[(first.method == method) & (first.loss == loss)][column].to_numpy())
 
     out = {
         "weak_acc": mean("single", "xent", "weak_acc"),
@@ -408,62 +416,44 @@ def plot_ensemble_size(curve):
 
 def _paired(results, column, a, b):
     """Mean and 95% t-CI over seeds of (a - b), where a and b are (method, loss)."""
-    from alignlab.stats import t_ci
+    from alignlab.stats import mean_ci
 
     first = results[results.pair == results.pair.iloc[0]]
     left = first[(first.method == a[0]) & (first.loss == a[1])].set_index("seed")[column]
     right = first[(first.method == b[0]) & (first.loss == b[1])].set_index("seed")[column]
-    diff = (left - right).dropna().to_numpy()
-    if not len(diff):
-        return float("nan"), float("nan"), float("nan")
-    lo, hi = t_ci(diff) if len(diff) > 1 else (float("nan"), float("nan"))
-    return float(diff.mean()), lo, hi
-
-
-def _verdict(mean, lo, hi):
-    """'holds' when the whole 95% CI of the effect is above 0, 'reversed' when below, else 'not shown'."""
-    if any(math.isnan(v) for v in (mean, lo, hi)):
-        return "cannot tell (fewer than 2 seeds)"
-    if lo > 0:
-        return "**holds**"
-    if hi < 0:
-        return "**reversed** here"
-    return "**not shown** here (the 95% CI includes no effect)"
+    return mean_ci((left - right).to_numpy())
 
 
 def conclusion(results, curve, icl_results=None) -> str:
     """Markdown: which findings of the source studies hold in this run, with numbers and CIs."""
-    from alignlab.stats import format_ci
+    from alignlab.stats import format_ci, mean_ci, verdict
 
     first = results[results.pair == results.pair.iloc[0]]
     n_seeds = first.seed.nunique()
     lines = [f"**Conclusion** ({results.pair.iloc[0]}, {n_seeds} seeds, mean [95% t-CI]; test split used once).", ""]
 
     def ci_of(method, loss, column):
-        from alignlab.stats import t_ci
-
-        v = first[(first.method == method) & (first.loss == loss)][column].dropna().to_numpy()
-        lo, hi = t_ci(v) if len(v) > 1 else (float("nan"), float("nan"))
-        return (float(v.mean()) if len(v) else float("nan")), lo, hi
+        return mean_ci(first[(first.method == method) & (first.loss == loss)][column].to_numpy())
 
     weak, ceiling = ci_of("single", "xent", "weak_acc"), ci_of("single", "xent", "ceiling_acc")
     lines.append(f"- The ladder: weak teacher {format_ci(*weak)} vs strong ceiling {format_ci(*ceiling)} test accuracy"
                  + (" (a gap to recover)." if weak[0] < ceiling[0] else " — **no gap**: PGR is undefined (NaN)."))
     student = ci_of("single", "xent", "student_acc")
-    diff = _diff_weak(first)
+    single = first[(first.method == "single") & (first.loss == "xent")]
+    diff = mean_ci((single.student_acc - single.weak_acc).to_numpy())
     lines.append(f"1. *A strong student trained on weak labels beats its teacher* (Burns et al.): student {format_ci(*student)}, "
-                 f"student - teacher {format_ci(*diff)}, PGR {format_ci(*ci_of('single', 'xent', 'pgr_acc'))} — {_verdict(*diff)}.")
+                 f"student - teacher {format_ci(*diff)}, PGR {format_ci(*ci_of('single', 'xent', 'pgr_acc'))} — {verdict(*diff)}.")
     conf = _paired(results, "student_acc", ("single", "logconf"), ("single", "xent"))
     lines.append(f"2. *The auxiliary confidence loss raises PGR*: student accuracy logconf - xent {format_ci(*conf)}, "
-                 f"PGR {format_ci(*ci_of('single', 'logconf', 'pgr_acc'))} vs {format_ci(*ci_of('single', 'xent', 'pgr_acc'))} — {_verdict(*conf)}.")
+                 f"PGR {format_ci(*ci_of('single', 'logconf', 'pgr_acc'))} vs {format_ci(*ci_of('single', 'xent', 'pgr_acc'))} — {verdict(*conf)}.")
     for method in ("bagging", "boosting"):
         if method not in set(first.method):
             continue
         label = _paired(results, "weak_label_acc", (method, "xent"), ("single", "xent"))
         stud = _paired(results, "student_acc", (method, "xent"), ("single", "xent"))
         lines.append(f"3. *{method.capitalize()} improves the weak labels* (the follow-up study): weak-label accuracy "
-                     f"{method} - single {format_ci(*label)} — {_verdict(*label)}; and the student: "
-                     f"student accuracy {method} - single {format_ci(*stud)} — {_verdict(*stud)}; "
+                     f"{method} - single {format_ci(*label)} — {verdict(*label)}; and the student: "
+                     f"student accuracy {method} - single {format_ci(*stud)} — {verdict(*stud)}; "
                      f"PGR {format_ci(*ci_of(method, 'xent', 'pgr_acc'))}.")
     if icl_results is not None and len(icl_results):
         lines.append(_icl_conclusion(icl_results))
@@ -473,17 +463,8 @@ def conclusion(results, curve, icl_results=None) -> str:
     return "\n".join(lines)
 
 
-def _diff_weak(first):
-    from alignlab.stats import t_ci
-
-    rows = first[(first.method == "single") & (first.loss == "xent")]
-    d = (rows.student_acc - rows.weak_acc).to_numpy()
-    lo, hi = t_ci(d) if len(d) > 1 else (float("nan"), float("nan"))
-    return float(d.mean()), lo, hi
-
-
 def _icl_conclusion(icl_results) -> str:
-    from alignlab.stats import format_ci, t_ci
+    from alignlab.stats import format_ci, mean_ci, verdict
 
     k_max = icl_results.k.max()
     first = icl_results.retriever.iloc[0]
@@ -491,17 +472,15 @@ def _icl_conclusion(icl_results) -> str:
     zero = icl_results[icl_results.k == 0].groupby("seed").acc.first()
 
     def diff(a, b):
-        d = (a - b).dropna().to_numpy()
-        lo, hi = t_ci(d) if len(d) > 1 else (float("nan"), float("nan"))
-        return float(d.mean()), lo, hi
+        return mean_ci((a - b).to_numpy())
 
     parts = []
     if "weak" in at.index.get_level_values(0):
         weak = at.xs("weak")
         parts.append(f"weak-labelled demonstrations (k={k_max}, {first}) - zero-shot {format_ci(*diff(weak, zero))} — "
-                     f"{_verdict(*diff(weak, zero))}")
+                     f"{verdict(*diff(weak, zero))}")
         if "gold" in at.index.get_level_values(0):
-            parts.append(f"gold - weak labels {format_ci(*diff(at.xs('gold'), weak))} — {_verdict(*diff(at.xs('gold'), weak))}")
+            parts.append(f"gold - weak labels {format_ci(*diff(at.xs('gold'), weak))} — {verdict(*diff(at.xs('gold'), weak))}")
         if "flipped" in at.index.get_level_values(0):
             parts.append(f"randomly flipped gold (same error rate) - weak labels "
                          f"{format_ci(*diff(at.xs('flipped'), weak))}")

@@ -158,15 +158,16 @@ def ladder_comparisons(predictions: pd.DataFrame, models: list[str], n_boot: int
 
 def conclusion(table: pd.DataFrame, comparisons: pd.DataFrame) -> str:
     """Markdown stating, with the numbers, whether the ladder weak < strong holds."""
-    from alignlab.stats import format_ci
+    from alignlab.stats import format_ci, verdict
 
     lines = ["**Zero-shot accuracy on the binary view** (chance 0.5; 95% CI over questions):", ""]
     for row in table.itertuples():
         lines.append(f"- `{row.model}`: {format_ci(row.accuracy, row.lo, row.hi)}, AUROC {row.auroc:.3f}")
     lines.append("")
     for row in comparisons.itertuples():
-        verdict = "holds" if row.holds else ("is reversed" if row.hi < 0 else "is not established")
-        lines.append(f"- `{row.weaker}` < `{row.stronger}` {verdict}: difference "
+        said = verdict(row.difference, row.lo, row.hi, above="holds", below="is reversed",
+                       straddles="is not established", unknown="is not established")
+        lines.append(f"- `{row.weaker}` < `{row.stronger}` {said}: difference "
                      f"{format_ci(row.difference, row.lo, row.hi)} (paired bootstrap).")
     if len(comparisons):
         every = comparisons["holds"].all()

@@ -1,0 +1,186 @@
+"""Tuned prompts for factual probing (study 03): the modules that train and their losses.
+
+Only a probe's prompt trains; the language model stays frozen (alignlab.probing_queries scores the
+queries). Three tuned probes (TUNED):
+
+- `softprompt`  OptiPrompt-style: trainable vectors in place of the template's words, around the
+                subject: [vectors] subject [vectors] object.
+- `ptuning`     P-tuning-style: the same slots, filled by a prompt encoder (pseudo-token embeddings ->
+                BiLSTM -> MLP).
+- `mecod`       `ptuning` trained with MeCoD's two extra losses (Wang et al. 2023, "Towards
+                Alleviating the Object Bias in Prompt Tuning-based Factual Knowledge Extraction"):
+                a counterfactual query with the subject hidden gives the *prompt-only* distribution
+                q over candidates; a learned sigmoid gate g picks the biased objects from it;
+                Object Equalization (OE) = negative entropy of q restricted to the gated set
+                (q~ = g*q / sum(g*q)), so minimizing it flattens the prompt's preference among
+                them; Biased Object Obstruction (BOO) = -log p(gold) / (p(gold) + sum_o g_o p(o))
+                over the factual distribution p, pushing the gold object above the gated ones.
+                loss = task + a1 * OE + a2 * BOO (paper defaults a1=0.2, a2=0.1). The gate is
+                g_o = sigmoid(scale * log(K * q_o) - threshold) with learnable scale and threshold,
+                fed by q (detached): objects the prompt alone favours over uniform are "biased".
+                Unlike the released MeCoD code, in which the biased set is a selection that gets
+                no gradient, here OE and BOO both reach the gate (tests/test_probing.py checks it):
+                BOO pulls the threshold up (a smaller set is easier to beat), OE pulls it down.
+
+Results are cached by alignlab.probing: bump its VERSION when this module's behaviour changes.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from typing import TYPE_CHECKING
+
+from alignlab.probing_queries import manual_slot_init
+
+if TYPE_CHECKING:
+    from alignlab.probing import TrainConfig
+
+TUNED = ("softprompt", "ptuning", "mecod")
+
+
+# ---------------------------------------------------------------------------------------------
+# Prompt parameters
+
+def make_prompt(method: str, embed, tokenizer, template: str, config: TrainConfig, seed: int):
+    """The trainable module of a tuned probe: forward() -> (n_slots, dim) prompt vectors.
+    `embed` is the model's input embedding module (kept frozen)."""
+    import torch
+
+    if method not in TUNED:
+        raise ValueError(f"method must be one of: {', '.join(TUNED)}; got {method!r}")
+    torch.manual_seed(seed)
+    if config.prompt_init == "manual":
+        before, after = manual_slot_init(tokenizer, template)
+        with torch.no_grad():
+            base = embed(torch.tensor(before + after, dtype=torch.long)).float()
+        slots = (len(before), len(after))
+    else:
+        slots = (config.n_slots, config.n_slots)
+        with torch.no_grad():
+            scale = embed.weight.float().std().item()
+        base = torch.zeros(sum(slots), embed.weight.shape[1])
+        if method == "softprompt":
+            base = torch.randn_like(base) * scale
+    if method == "softprompt":
+        module = SoftPrompt(base)
+    else:
+        module = PromptEncoder(base, config.hidden, zero_init=config.prompt_init == "manual")
+    if method == "mecod":
+        module.gate = Gate()
+    module.slots = slots
+    return module
+
+
+@functools.lru_cache(maxsize=1)
+def _module_classes():
+    import torch
+    from torch import nn
+
+    class SoftPrompt(nn.Module):
+        """OptiPrompt: the prompt vectors are the parameters."""
+
+        def __init__(self, init):
+            super().__init__()
+            self.vectors = nn.Parameter(init.clone())
+
+        def forward(self):
+            return self.vectors
+
+    class PromptEncoder(nn.Module):
+        """P-tuning: pseudo-token embeddings -> BiLSTM -> MLP, added to a frozen base (the
+        template's word embeddings with prompt_init="manual", zeros otherwise). With a manual
+        base the MLP's last layer starts at zero, so training starts from the manual prompt."""
+
+        def __init__(self, base, hidden: int, zero_init: bool):
+            super().__init__()
+            n, dim = base.shape
+            self.register_buffer("base", base.clone())
+            self.pseudo = nn.Parameter(torch.randn(n, hidden) * 0.1)
+            self.lstm = nn.LSTM(hidden, hidden // 2, num_layers=2, bidirectional=True, batch_first=True)
+            self.mlp = nn.Sequential(nn.Linear(hidden, hidden), nn.ReLU(), nn.Linear(hidden, dim))
+            if zero_init:
+                nn.init.zeros_(self.mlp[-1].weight)
+                nn.init.zeros_(self.mlp[-1].bias)
+
+        def forward(self):
+            out, _ = self.lstm(self.pseudo.unsqueeze(0))
+            return self.base + self.mlp(out[0])
+
+    class Gate(nn.Module):
+        """MeCoD's gate over candidates: g_o = sigmoid(scale * log(K q_o) - threshold)."""
+
+        def __init__(self):
+            super().__init__()
+            self.scale = nn.Parameter(torch.tensor(2.0))
+            self.threshold = nn.Parameter(torch.tensor(0.0))
+
+        def forward(self, prompt_only_logprobs):
+            k = prompt_only_logprobs.shape[-1]
+            return torch.sigmoid(self.scale * (prompt_only_logprobs + math.log(k)) - self.threshold)
+
+    return SoftPrompt, PromptEncoder, Gate
+
+
+# Thin constructors: the nn.Module classes are built on first use, so importing stays cheap.
+def SoftPrompt(init):  # noqa: N802
+    return _module_classes()[0](init)
+
+
+def PromptEncoder(base, hidden, zero_init):  # noqa: N802
+    return _module_classes()[1](base, hidden, zero_init)
+
+
+def Gate():  # noqa: N802
+    return _module_classes()[2]()
+
+
+# ---------------------------------------------------------------------------------------------
+# Losses
+
+def task_loss(logprobs, gold):
+    """Cross-entropy over the scored candidates: logprobs (B, K), gold (B,) indices."""
+    import torch
+
+    return torch.nn.functional.cross_entropy(logprobs, gold)
+
+
+def oe_loss(prompt_only_logprobs, gate):
+    """Object Equalization: negative entropy of the prompt-only distribution q restricted to
+    the gated set, q~ = g*q / sum(g*q). prompt_only_logprobs: (K,) scores of the subject-masked
+    query; gate: (K,) in (0, 1). Minimizing it flattens q over the biased objects."""
+    import torch
+
+    q = torch.softmax(prompt_only_logprobs, dim=-1)
+    weighted = gate * q
+    q_tilde = weighted / weighted.sum().clamp(min=1e-12)
+    return (q_tilde * torch.log(q_tilde.clamp(min=1e-12))).sum()
+
+
+def boo_loss(logprobs, gold, gate, valid=None):
+    """Biased Object Obstruction: mean over rows of -log p_gold / (p_gold + sum_o g_o p_o), with p
+    the softmax over candidates of the factual query, o over candidates other than the gold
+    (and other than `valid` (B, K) bool, other true objects of the row)."""
+    import torch
+
+    p = torch.softmax(logprobs, dim=-1)
+    p_gold = p.gather(1, gold.unsqueeze(1)).squeeze(1)
+    others = torch.ones_like(p)
+    others.scatter_(1, gold.unsqueeze(1), 0.0)
+    if valid is not None:
+        others = others * (~valid).float()
+    biased = (others * gate.unsqueeze(0) * p).sum(1)
+    return -(torch.log(p_gold.clamp(min=1e-12)) - torch.log((p_gold + biased).clamp(min=1e-12))).mean()
+
+
+def mecod_losses(logprobs, gold, prompt_only_logprobs, gate_module, a1: float, a2: float, valid=None):
+    """(total, parts): task + a1*OE + a2*BOO; the gate sees the prompt-only log-probs (detached)."""
+    if a1 < 0 or a2 < 0:
+        raise ValueError(f"a1 and a2 must be >= 0; got a1={a1}, a2={a2}")
+    import torch
+
+    gate = gate_module(torch.log_softmax(prompt_only_logprobs, -1).detach())
+    task = task_loss(logprobs, gold)
+    oe = oe_loss(prompt_only_logprobs, gate)
+    boo = boo_loss(logprobs, gold, gate, valid)
+    return task + a1 * oe + a2 * boo, {"task": task, "oe": oe, "boo": boo, "gate_size": gate.sum()}
