@@ -61,6 +61,47 @@ def test_relation_metrics_by_hand():
 # ---------------------------------------------------------------------------------------------
 # Queries and scoring
 
+def test_summary_intervals_contain_the_estimate_for_distribution_statistics():
+    """Top-1 share, entropy and KL of the predicted-object distribution shift under resampling
+    (duplicates concentrate it); their basic-bootstrap interval still contains the estimate."""
+    import pandas as pd
+
+    rng = np.random.default_rng(0)
+    candidates = [f"o{i}" for i in range(12)]
+    test = pd.DataFrame({"relation": "r", "object": [candidates[i] for i in rng.integers(0, 12, 16)]})
+    results = {("tuned", s, "r"): {"scores": rng.normal(size=(16, 12)), "prompt_only": rng.normal(size=12)}
+               for s in (0, 1, 2)}
+    summary = pm.summarize(results, {"r": {"candidates": candidates}}, test, n_boot=300)
+    for row in summary.itertuples():
+        assert row.lo <= row.mean <= row.hi, row
+
+
+def test_paired_comparison_of_methods():
+    """A method against itself differs by exactly 0; against a method that always predicts one
+    object, its top-1 share is lower with a CI below 0, and the conclusion says so."""
+    import pandas as pd
+
+    rng = np.random.default_rng(1)
+    candidates = [f"o{i}" for i in range(6)]
+    gold = rng.integers(0, 6, 30)
+    test = pd.DataFrame({"relation": "r", "object": [candidates[i] for i in gold]})
+    spread = np.eye(6)[gold] * 5 + rng.normal(size=(30, 6))  # mostly right, spread over objects
+    stuck = np.tile(np.arange(6.0)[::-1], (30, 1))            # always o0
+    results = {}
+    for s in (0, 1, 2):
+        results[("manual", s, "r")] = {"scores": spread, "prompt_only": np.zeros(6)}
+        results[("ptuning", s, "r")] = {"scores": stuck, "prompt_only": np.arange(6.0) + s}
+        results[("mecod", s, "r")] = {"scores": spread, "prompt_only": np.zeros(6)}
+    comparisons = pm.compare(results, {"r": {"candidates": candidates}}, test, n_boot=200)
+    same = comparisons[(comparisons.a == "mecod") & (comparisons.b == "manual")]
+    assert np.allclose(same[["diff", "lo", "hi"]].to_numpy(), 0)
+    top1 = comparisons.set_index(["a", "b", "metric"]).loc[("mecod", "ptuning", "top1_share")]
+    assert top1["diff"] < 0 and top1["hi"] < 0
+    summary = pm.summarize(results, {"r": {"candidates": candidates}}, test, n_boot=200)
+    text = pm.conclusion(summary, comparisons)
+    assert "**yes: less concentrated**" in text and "ptuning vs manual" in text
+
+
 def test_prompt_only_query_hides_every_subject_token():
     from alignlab.testing import tiny_causal_lm, tiny_encoder
 
@@ -228,6 +269,25 @@ def test_quick_data_is_skewed():
     assert splits["train"].groupby("relation").size().max() <= 10
     assert splits["test"].groupby("relation").size().max() <= 5
     assert not set(splits["train"]["subject"]) & set(splits["test"]["subject"])
+
+
+def test_candidate_cap_keeps_test_golds_then_frequent_objects():
+    relations = ["currency", "region"]
+    full_splits, full_info = probing.load_facts("facts-triples", relations, n_train=30, n_test=8)
+    splits, info = probing.load_facts("facts-triples", relations, n_train=30, n_test=8, max_candidates=12)
+    assert len(full_info["currency"]["candidates"]) > 100
+    assert len(info["currency"]["candidates"]) == 12
+    assert info["region"]["candidates"] == full_info["region"]["candidates"]  # 5 objects: under the cap
+    test = splits["test"]
+    assert test.equals(full_splits["test"])  # the same test subjects, and every gold can be ranked
+    for relation in relations:
+        kept = set(info[relation]["candidates"])
+        assert set(test.loc[test.relation == relation, "object"]) <= kept
+        assert set(splits["train"].loc[splits["train"].relation == relation, "object"]) <= kept
+    assert "Euro" in info["currency"]["candidates"]  # the most frequent currency stays
+    assert len(splits["train"]) < len(full_splits["train"])  # rows of cut objects are dropped
+    with pytest.raises(ValueError, match="max_candidates must be >= 0"):
+        probing.load_facts("facts-triples", relations, max_candidates=-1)
 
 
 # ---------------------------------------------------------------------------------------------

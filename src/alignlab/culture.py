@@ -501,7 +501,6 @@ def plot_domains(domain_table, method: str = "choice"):
             ax.get_legend().remove()
     axes[0, 0].set_ylabel("P(high pole)")
     axes[1, 0].set_ylabel("P(high pole)")
-    fig.tight_layout()
     return fig
 
 

@@ -247,5 +247,4 @@ def plot_icl(icl_results):
     ax.set_xlabel("in-context demonstrations k")
     ax.set_ylabel("test accuracy")
     ax.legend(fontsize="x-small")
-    fig.tight_layout()
     return fig

@@ -620,7 +620,6 @@ def plot_judge_accuracy(judge):
     ax.axhline(0.5, color="0.3", linewidth=0.8, linestyle="--")
     ax.set_ylabel("judge accuracy")
     ax.set_xlabel("")
-    fig.tight_layout()
     return fig
 
 
@@ -638,7 +637,6 @@ def plot_rounds(rounds):
     ax.axhline(0.5, color="0.3", linewidth=0.8, linestyle="--")
     ax.set_xlabel("debate rounds shown to the judge")
     ax.set_ylabel("judge accuracy")
-    fig.tight_layout()
     return fig
 
 
@@ -659,7 +657,6 @@ def plot_pgr(w2s_df):
         ax.set_title(title)
         ax.set_xlabel("label source (judge protocol)")
     axes[1].axhline(0, color="0.3", linewidth=0.8)
-    fig.tight_layout()
     return fig
 
 

@@ -17,7 +17,8 @@ Top to bottom:
 Training: a cross-entropy over candidates. Candidate sets can be large (currency: 151), so each
 step scores a sample shared by the batch: the batch's gold objects, the objects the frozen manual
 prompt-only query favours most, the most frequent training objects, then random others, up to
-`n_candidates`. Evaluation always ranks the full candidate set. Metrics: alignlab.probing_metrics.
+`n_candidates`. Evaluation ranks the relation's whole candidate set (`load_facts(max_candidates=...)`
+can cap it, the same for every method). Metrics: alignlab.probing_metrics.
 """
 
 from __future__ import annotations
@@ -95,10 +96,17 @@ def check_relations(relations, info: dict) -> None:
 
 
 def load_facts(dataset: str = "facts-triples", relations=QUICK_RELATIONS, n_train: int = 48, n_test: int = 24,
-               seed: int = 0, folder=None):
+               seed: int = 0, folder=None, max_candidates: int = 0):
     """(splits, info): splits = {"train": DataFrame, "test": DataFrame} restricted to `relations`,
     at most n_train / n_test subjects per relation (drawn with `seed`); info = {relation:
-    {"template", "candidates"}} with candidates = every object of the relation."""
+    {"template", "candidates"}} with candidates = every object of the relation.
+
+    `max_candidates` > 0 caps a relation's candidate set (scoring cost grows with it: currency has
+    151 objects): every gold object of the drawn test subjects stays, then the objects most
+    frequent in the relation's full data fill the set up to the cap; training rows whose object is
+    cut are dropped. The same set serves every method, so comparisons stay fair; the task gets
+    easier than ranking all objects (fewer distractors), and entropies are divided by log of the
+    smaller set."""
     import pandas as pd
 
     if dataset == "facts-triples":
@@ -122,7 +130,34 @@ def load_facts(dataset: str = "facts-triples", relations=QUICK_RELATIONS, n_trai
                 part = part.sample(n=cap, random_state=seed)
             parts.append(part)
         out[split] = pd.concat(parts, ignore_index=True)
-    return out, {r: info[r] for r in relations}
+    info = {r: info[r] for r in relations}
+    if max_candidates < 0:
+        raise ValueError(f"max_candidates must be >= 0 (0: every object of the relation); got {max_candidates}")
+    if max_candidates:
+        info, out = cap_candidates(info, out, frames, max_candidates)
+    return out, info
+
+
+def cap_candidates(info: dict, splits: dict, full: dict, max_candidates: int):
+    """(info, splits) with each relation's candidates cut to `max_candidates`: the test golds first,
+    then the most frequent objects of the relation in `full` (all rows), in candidate order on ties."""
+    import pandas as pd
+
+    capped = {}
+    for relation, spec in info.items():
+        golds = list(dict.fromkeys(splits["test"].loc[splits["test"]["relation"] == relation, "object"]))
+        rows = pd.concat([f[f["relation"] == relation] for f in full.values()])
+        counts = rows["object"].value_counts()
+        by_frequency = sorted(spec["candidates"], key=lambda c: -counts.get(c, 0))
+        keep = set(golds)
+        for c in by_frequency:
+            if len(keep) >= max_candidates:
+                break
+            keep.add(c)
+        capped[relation] = {**spec, "candidates": [c for c in spec["candidates"] if c in keep]}
+    train = splits["train"]
+    allowed = train.apply(lambda r: r["object"] in set(capped[r["relation"]]["candidates"]), axis=1)
+    return capped, {**splits, "train": train[allowed].reset_index(drop=True)}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -237,8 +272,8 @@ def run_relation(model_name: str, method: str, relation: str, info: dict, train,
             builder, prompt, history = QueryBuilder(tok, template, scorer.masked), None, []
             queries = [manual_query(tok, r, scorer.masked) for r in test_rows]
         else:
-            manual_only = run_relation(model_name, "manual", relation, info, train, test, config, seed,
-                                       model=lm, tokenizer=tok)["prompt_only"]
+            # the manual prompt-only favourites join every training step's candidate sample
+            manual_only = scorer.score_all([QueryBuilder(tok, template, scorer.masked).prompt_only()])[0]
             priority = list(np.argsort(-np.asarray(manual_only)))
             module, history = train_probe(lm, tok, method, relation, template, scorer.candidates, train_rows,
                                           config, seed, priority)

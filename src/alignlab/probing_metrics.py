@@ -122,13 +122,19 @@ def per_relation(results: dict, info: dict, test) -> "pd.DataFrame":
     return pd.DataFrame(records)
 
 
-def summarize(results: dict, info: dict, test, n_boot: int = 1000, seed: int = 0) -> "pd.DataFrame":
-    """Macro over relations, mean over seeds, per method: metric, mean, lo, hi (bootstrap over
-    test subjects within relations), seed_std (spread of the per-seed macro values)."""
-    import pandas as pd
+# Statistics of the whole predicted-object distribution (not means over subjects): resampling
+# subjects with replacement duplicates some of them, which concentrates the distribution, so the
+# bootstrap replicates sit above the estimate (top-1 share, KL) or below it (entropy), and the plain
+# percentile interval can miss the estimate altogether. Their interval is the percentile interval
+# shifted by the bootstrap estimate of that bias (mean of the replicates - estimate).
+DISTRIBUTIONAL = ("top1_share", "pred_entropy", "kl")
 
-    from alignlab.stats import t_ci
 
+def _replicates(results: dict, info: dict, test, n_boot: int, seed: int):
+    """(estimates, replicates) per method and metric: estimates[method][metric] is the list of
+    per-seed macro values over relations; replicates[method][metric] (n_boot,) the seed-averaged
+    macro values on bootstrap resamples of test subjects within relations. The resamples are the
+    same for every method, so differences between methods are paired."""
     rng = np.random.default_rng(seed)
     arrays = {}
     for (method, s, relation), out in results.items():
@@ -150,20 +156,66 @@ def summarize(results: dict, info: dict, test, n_boot: int = 1000, seed: int = 0
 
     full = {r: np.arange(sizes[r]) for r in relations}
     resamples = [{r: rng.integers(0, sizes[r], sizes[r]) for r in relations} for _ in range(n_boot)]
-    records = []
+    estimates, replicates = {}, {}
     for method in methods:
         per_seed = [macro(method, s, full) for s in seeds]
         boot = [[macro(method, s, picks) for s in seeds] for picks in resamples]
+        estimates[method] = {m: [p[m] for p in per_seed] for m in METRICS}
+        replicates[method] = {m: np.array([np.mean([b[m] for b in bs]) for bs in boot]) for m in METRICS}
+    return estimates, replicates
+
+
+def _interval(metric: str, estimate: float, reps: np.ndarray, per_seed) -> tuple[float, float]:
+    """95% interval of a macro statistic (or of a paired difference of two): a t-interval over
+    seeds for the prompt-only entropy (no test subjects involved), the bootstrap percentile
+    interval for per-subject means, shifted by the estimated bias for DISTRIBUTIONAL statistics."""
+    from alignlab.stats import t_ci
+
+    if metric == "prompt_only_entropy":
+        return t_ci(per_seed) if len(per_seed) > 1 and np.std(per_seed) > 0 else (estimate, estimate)
+    lo, hi = np.percentile(reps, [2.5, 97.5])
+    if metric in DISTRIBUTIONAL:
+        bias = reps.mean() - estimate
+        lo, hi = lo - bias, hi - bias
+    return float(lo), float(hi)
+
+
+def summarize(results: dict, info: dict, test, n_boot: int = 1000, seed: int = 0) -> "pd.DataFrame":
+    """Macro over relations, mean over seeds, per method: metric, mean, lo, hi (bootstrap over
+    test subjects within relations: percentile intervals for per-subject means such as P@1,
+    bias-shifted ones for the DISTRIBUTIONAL statistics), seed_std (spread of the per-seed values)."""
+    import pandas as pd
+
+    estimates, replicates = _replicates(results, info, test, n_boot, seed)
+    records = []
+    for method, by_metric in estimates.items():
         for m in METRICS:
-            values = [p[m] for p in per_seed]
-            if m == "prompt_only_entropy":  # no test subjects involved: a t-interval over seeds
-                lo, hi = t_ci(values) if len(values) > 1 and np.std(values) > 0 else (np.mean(values),) * 2
-            else:
-                reps = np.array([np.mean([b[m] for b in bs]) for bs in boot])
-                lo, hi = np.percentile(reps, 2.5), np.percentile(reps, 97.5)
-            records.append({"method": method, "metric": m, "mean": float(np.mean(values)),
-                            "lo": float(lo), "hi": float(hi),
-                            "seed_std": float(np.std([p[m] for p in per_seed])), "n_seeds": len(seeds)})
+            values = by_metric[m]
+            lo, hi = _interval(m, float(np.mean(values)), replicates[method][m], values)
+            records.append({"method": method, "metric": m, "mean": float(np.mean(values)), "lo": lo, "hi": hi,
+                            "seed_std": float(np.std(values)), "n_seeds": len(values)})
+    return pd.DataFrame(records)
+
+
+COMPARISONS = (("softprompt", "manual"), ("ptuning", "manual"), ("mecod", "manual"), ("mecod", "ptuning"))
+
+
+def compare(results: dict, info: dict, test, pairs=COMPARISONS, n_boot: int = 1000, seed: int = 0) -> "pd.DataFrame":
+    """Paired differences a - b of every metric for each (a, b) in `pairs` whose methods ran: the
+    same test subjects and the same bootstrap resamples for both, so the interval is that of the
+    difference itself (much tighter than comparing two intervals). Columns: a, b, metric, diff, lo, hi."""
+    import pandas as pd
+
+    estimates, replicates = _replicates(results, info, test, n_boot, seed)
+    records = []
+    for a, b in pairs:
+        if a not in estimates or b not in estimates:
+            continue
+        for m in METRICS:
+            per_seed = np.subtract(estimates[a][m], estimates[b][m])
+            diff = float(np.mean(estimates[a][m]) - np.mean(estimates[b][m]))
+            lo, hi = _interval(m, diff, replicates[a][m] - replicates[b][m], per_seed)
+            records.append({"a": a, "b": b, "metric": m, "diff": diff, "lo": lo, "hi": hi})
     return pd.DataFrame(records)
 
 
@@ -174,48 +226,47 @@ def metrics(summary) -> dict:
     return {f"{names[r.metric]}_{r.method}": float(r.mean) for r in summary.itertuples() if r.metric in names}
 
 
-def conclusion(summary) -> str:
+def conclusion(summary, comparisons) -> str:
     """Markdown: are tuned prompts more biased than manual ones, and does MeCoD reduce bias
-    without losing accuracy, with the numbers and CIs of this run."""
-    from alignlab.stats import format_ci
+    without losing accuracy, from the paired differences of this run (`compare`)."""
+    from alignlab.stats import format_ci, verdict
 
     table = summary.set_index(["method", "metric"])
+    diffs = comparisons.set_index(["a", "b", "metric"]) if len(comparisons) else None
 
     def cell(method, metric):
         r = table.loc[(method, metric)]
-        return r["mean"], r["lo"], r["hi"], format_ci(r["mean"], r["lo"], r["hi"])
+        return format_ci(r["mean"], r["lo"], r["hi"])
 
-    def overlaps(a, b, metric):
-        _, lo1, hi1, _ = cell(a, metric)
-        _, lo2, hi2, _ = cell(b, metric)
-        return not (hi1 < lo2 or hi2 < lo1)
+    def diff(a, b, metric):
+        r = diffs.loc[(a, b, metric)]
+        return r["diff"], r["lo"], r["hi"]
+
+    def said(a, b, metric, above, below):
+        return verdict(*diff(a, b, metric), above=above, below=below, straddles="not established (the 95% CI includes 0)")
 
     methods = list(dict.fromkeys(summary["method"]))
-    lines = []
+    lines = ["Differences are paired (same test subjects, same bootstrap resamples), mean [95% CI]:", ""]
     if "manual" in methods:
-        for tuned in [m for m in ("softprompt", "ptuning") if m in methods]:
-            s_t, s_m = cell(tuned, "top1_share"), cell("manual", "top1_share")
-            more = s_t[0] > s_m[0]
-            firm = "" if not overlaps(tuned, "manual", "top1_share") else " (the 95% CIs overlap, so this is not established here)"
-            lines.append(f"- **{tuned} vs manual**: top-1 share {s_t[3]} vs {s_m[3]}, KL to gold "
-                         f"{cell(tuned, 'kl')[3]} vs {cell('manual', 'kl')[3]}, P@1 {cell(tuned, 'p_at_1')[3]} vs "
-                         f"{cell('manual', 'p_at_1')[3]}: the tuned prompt is {'more' if more else 'not more'} "
-                         f"concentrated on one object{firm}.")
+        for tuned in [m for m in ("softprompt", "ptuning", "mecod") if m in methods]:
+            lines.append(f"- **{tuned} vs manual**: top-1 share {cell(tuned, 'top1_share')} vs {cell('manual', 'top1_share')}, "
+                         f"difference {format_ci(*diff(tuned, 'manual', 'top1_share'))} — more concentrated on one object: "
+                         f"{said(tuned, 'manual', 'top1_share', '**yes**', '**no, less**')}; KL to gold difference "
+                         f"{format_ci(*diff(tuned, 'manual', 'kl'))}; P@1 {cell(tuned, 'p_at_1')} vs {cell('manual', 'p_at_1')}, "
+                         f"difference {format_ci(*diff(tuned, 'manual', 'p_at_1'))} — "
+                         f"{said(tuned, 'manual', 'p_at_1', 'more accurate', 'less accurate')}.")
     if "mecod" in methods and "ptuning" in methods:
-        b_m, b_p = cell("mecod", "top1_share"), cell("ptuning", "top1_share")
-        a_m, a_p = cell("mecod", "p_at_1"), cell("ptuning", "p_at_1")
-        reduces = b_m[0] < b_p[0] and cell("mecod", "kl")[0] <= cell("ptuning", "kl")[0]
-        keeps = a_m[0] >= a_p[0] or overlaps("mecod", "ptuning", "p_at_1")
-        lines.append(f"- **MeCoD vs P-tuning**: top-1 share {b_m[3]} vs {b_p[3]}, KL {cell('mecod', 'kl')[3]} vs "
-                     f"{cell('ptuning', 'kl')[3]}, prompt-only entropy {cell('mecod', 'prompt_only_entropy')[3]} vs "
-                     f"{cell('ptuning', 'prompt_only_entropy')[3]}, P@1 {a_m[3]} vs {a_p[3]}. MeCoD "
-                     + ("has lower top-1 share and KL than P-tuning" if reduces else
-                        "does not reduce both top-1 share and KL")
-                     + (" in point estimate only: the 95% CIs overlap, so a bias reduction is not established here"
-                        if reduces and overlaps("mecod", "ptuning", "top1_share") else "")
-                     + f"; its P@1 is {'not lower (within the CIs)' if keeps else 'lower'} than P-tuning's.")
-    lines.append("- CIs resample test subjects (seeds averaged); with a small model, few training steps and "
-                 "few test subjects per relation, differences inside the CIs are not findings.")
+        lines.append(f"- **MeCoD vs P-tuning** (does MeCoD reduce bias?): top-1 share difference "
+                     f"{format_ci(*diff('mecod', 'ptuning', 'top1_share'))} — "
+                     f"{said('mecod', 'ptuning', 'top1_share', '**no: more concentrated**', '**yes: less concentrated**')}; "
+                     f"KL to gold {format_ci(*diff('mecod', 'ptuning', 'kl'))} — "
+                     f"{said('mecod', 'ptuning', 'kl', '**no: further from gold**', '**yes: closer to gold**')}; "
+                     f"prompt-only entropy {format_ci(*diff('mecod', 'ptuning', 'prompt_only_entropy'))} (t-interval over seeds) — "
+                     f"{said('mecod', 'ptuning', 'prompt_only_entropy', 'flatter prompt-only distribution', 'sharper prompt-only distribution')}; "
+                     f"and accuracy: P@1 {format_ci(*diff('mecod', 'ptuning', 'p_at_1'))} — "
+                     f"{said('mecod', 'ptuning', 'p_at_1', 'higher', '**lower**')}.")
+    lines.append("- A small model, few training steps and few test subjects per relation: a difference whose CI "
+                 "includes 0 is not a finding here, in either direction.")
     return "\n".join(lines)
 
 
@@ -249,7 +300,6 @@ def plot_distributions(results: dict, info: dict, test, relations, seed: int, to
         ax.set_title(relation, fontsize=8)
     axes[0][0].set_ylabel("share of test predictions")
     axes[0][-1].legend(fontsize=6)
-    fig.tight_layout()
     return fig
 
 
@@ -268,5 +318,4 @@ def plot_bias_vs_accuracy(table):
     ax.set_xlabel("bias: top-1 share of predictions")
     ax.set_ylabel("P@1")
     ax.legend(fontsize=7)
-    fig.tight_layout()
     return fig

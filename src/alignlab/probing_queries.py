@@ -200,7 +200,7 @@ def candidate_logprobs(model, embeds, mask, cand_ids, cand_mask):
     first = torch.log_softmax(out.logits[:, -1].float(), dim=-1)[:, cand_ids[:, 0]]  # (B, K)
     if not multi:
         return first
-    cache = out.past_key_values
+    cache = getattr(out, "cache", None) or out.past_key_values
     cache.batch_repeat_interleave(k)
     steps = cand_ids.shape[1] - 1
     inputs = cand_ids[:, :-1].repeat(batch, 1)                                 # (B*K, L-1)
@@ -209,11 +209,19 @@ def candidate_logprobs(model, embeds, mask, cand_ids, cand_mask):
     attention = torch.cat([mask.repeat_interleave(k, 0), cand_mask[:, :-1].repeat(batch, 1)], dim=1)
     start = mask.sum(1).repeat_interleave(k).unsqueeze(1)
     positions = start + torch.arange(steps, device=device).unsqueeze(0)
-    logits = model(input_ids=inputs, attention_mask=attention, position_ids=positions, past_key_values=cache,
-                   use_cache=True).logits.float()
+    logits = model(input_ids=inputs, attention_mask=attention, position_ids=positions, use_cache=True,
+                   **{cache_argument(model): cache}).logits.float()
     token_lp = logits.gather(-1, targets.unsqueeze(-1)).squeeze(-1) - torch.logsumexp(logits, dim=-1)
     rest = (token_lp * target_mask).sum(1).view(batch, k)
     return first + rest
+
+
+def cache_argument(model) -> str:
+    """The name under which `model.forward` takes a key/value cache: `cache` in recent transformers
+    (5.x, where `past_key_values` is deprecated), `past_key_values` in older ones and other models."""
+    import inspect
+
+    return "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
 
 
 def masked_lm_logprobs(model, embeds, mask, ids, cand_ids, mask_token_id: int):

@@ -384,8 +384,11 @@ def plot_pgr(results):
         ax.set_title(title)
         ax.set_xlabel("weak teacher")
         ax.set_ylabel("PGR")
+    axes[0].get_legend().remove()  # one legend, outside the bars
+    legend = axes[1].get_legend()
+    axes[1].legend(legend.legend_handles, [t.get_text() for t in legend.get_texts()], title="loss",
+                   loc="upper left", bbox_to_anchor=(1.0, 1.0), frameon=False)
     fig.suptitle(results.pair.iloc[0], fontsize="small")
-    fig.tight_layout()
     return fig
 
 
@@ -410,7 +413,6 @@ def plot_ensemble_size(curve):
     line_with_ci(ax, s, x="size", hue="rule")
     ax.set_xlabel("ensemble size (members or rounds)")
     ax.set_ylabel("weak-label accuracy")
-    fig.tight_layout()
     return fig
 
 
