@@ -453,7 +453,8 @@ def conclusion(results, curve, icl_results=None) -> str:
             continue
         label = _paired(results, "weak_label_acc", (method, "xent"), ("single", "xent"))
         stud = _paired(results, "student_acc", (method, "xent"), ("single", "xent"))
-        lines.append(f"3. *{method.capitalize()} improves the weak labels* (the follow-up study): weak-label accuracy "
+        number = 3 if method == "bagging" else 4
+        lines.append(f"{number}. *{method.capitalize()} improves the weak labels* (the follow-up study): weak-label accuracy "
                      f"{method} - single {format_ci(*label)} — {verdict(*label)}; and the student: "
                      f"student accuracy {method} - single {format_ci(*stud)} — {verdict(*stud)}; "
                      f"PGR {format_ci(*ci_of(method, 'xent', 'pgr_acc'))}.")
@@ -486,7 +487,7 @@ def _icl_conclusion(icl_results) -> str:
         if "flipped" in at.index.get_level_values(0):
             parts.append(f"randomly flipped gold (same error rate) - weak labels "
                          f"{format_ci(*diff(at.xs('flipped'), weak))}")
-    return "4. *In-context W2SG*: " + "; ".join(parts) + "."
+    return "5. *In-context W2SG*: " + "; ".join(parts) + "."
 
 
 def train_on_labels(learner, split: str, train_idx, soft_labels, gold_labels, test_idx, y_test,
