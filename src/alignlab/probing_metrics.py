@@ -277,10 +277,11 @@ def plot_distributions(results: dict, info: dict, test, relations, seed: int, to
     """Predicted vs gold object distribution for a few relations (one seed): bars per method."""
     import matplotlib.pyplot as plt
 
-    from alignlab.figures import figsize
+    from alignlab.figures import figsize, use_style
 
+    use_style()
     methods = list(dict.fromkeys(k[0] for k in results))
-    fig, axes = plt.subplots(1, len(relations), figsize=figsize("text", 0.4 if len(relations) > 1 else 0.62),
+    fig, axes = plt.subplots(1, len(relations), figsize=figsize("text", 0.45 if len(relations) > 1 else 0.62),
                              squeeze=False)
     for ax, relation in zip(axes[0], relations):
         candidates = scored_candidates(results[(methods[0], seed, relation)], info, relation)
@@ -296,26 +297,31 @@ def plot_distributions(results: dict, info: dict, test, relations, seed: int, to
         ax.bar(x, gold[order], width, label="gold", color="black")
         for j, method in enumerate(methods):
             ax.bar(x + (j + 1) * width, dists[method][order], width, label=method)
-        ax.set_xticks(x + 0.4, [candidates[i][:12] for i in order], rotation=60, ha="right", fontsize=6)
-        ax.set_title(relation, fontsize=8)
+        ax.set_xticks(x + 0.4 - width / 2, [candidates[i][:14] for i in order], rotation=45, ha="right",
+                      rotation_mode="anchor", fontsize=6)
+        ax.set_title(relation)
     axes[0][0].set_ylabel("share of test predictions")
-    axes[0][-1].legend(fontsize=6)
+    axes[0][-1].legend(loc="upper left", bbox_to_anchor=(1.0, 1.0))
     return fig
 
 
 def plot_bias_vs_accuracy(table):
-    """Top-1 share vs P@1 per method and relation (small dots) and macro means with CIs (big)."""
+    """Top-1 share vs P@1 per method and relation (small dots, mean over seeds) and the macro
+    means (big dots); the CIs are in the summary table."""
     import matplotlib.pyplot as plt
+    import seaborn as sns
 
-    from alignlab.figures import figsize
+    from alignlab.figures import figsize, use_style
 
+    use_style()
     fig, ax = plt.subplots(figsize=figsize("column"))
-    per = table.groupby(["method", "relation"])[["p_at_1", "top1_share"]].mean().reset_index()
-    for method, part in per.groupby("method", sort=False):
-        dots = ax.scatter(part["top1_share"], part["p_at_1"], s=10, alpha=0.4)
-        ax.scatter(part["top1_share"].mean(), part["p_at_1"].mean(), s=60, color=dots.get_facecolor()[0],
-                   edgecolor="black", label=method)
+    per = table.groupby(["method", "relation"], sort=False)[["p_at_1", "top1_share"]].mean().reset_index()
+    groups = list(per.groupby("method", sort=False))
+    for color, (method, part) in zip(sns.color_palette(n_colors=len(groups)), groups):
+        ax.scatter(part["top1_share"], part["p_at_1"], s=10, alpha=0.4, color=color)
+        ax.scatter(part["top1_share"].mean(), part["p_at_1"].mean(), s=60, color=color, edgecolor="black",
+                   label=method, zorder=3)
     ax.set_xlabel("bias: top-1 share of predictions")
     ax.set_ylabel("P@1")
-    ax.legend(fontsize=7)
+    ax.legend()
     return fig
