@@ -202,8 +202,9 @@ def plot_accuracy(table: pd.DataFrame):
     """Bars of binary-view accuracy per model with 95% CIs, chance marked."""
     import matplotlib.pyplot as plt
 
-    from alignlab.figures import bar_with_ci, figsize
+    from alignlab.figures import bar_with_ci, figsize, use_style
 
+    use_style()
     fig, ax = plt.subplots(figsize=figsize("column"))
     bar_with_ci(ax, table, x="model", y="accuracy")
     ax.axhline(0.5, color="0.4", linestyle="--", linewidth=0.8, label="chance")
@@ -219,8 +220,9 @@ def plot_by_kind(by_kind: pd.DataFrame):
     import matplotlib.pyplot as plt
     import seaborn as sns
 
-    from alignlab.figures import figsize
+    from alignlab.figures import figsize, use_style
 
+    use_style()
     grid = by_kind.pivot(index="kind", columns="model", values="accuracy")
     grid = grid[list(dict.fromkeys(by_kind["model"]))]
     fig, ax = plt.subplots(figsize=figsize("column", aspect=1.1))
