@@ -71,7 +71,7 @@ def test_summary_intervals_contain_the_estimate_for_distribution_statistics():
     test = pd.DataFrame({"relation": "r", "object": [candidates[i] for i in rng.integers(0, 12, 16)]})
     results = {("tuned", s, "r"): {"scores": rng.normal(size=(16, 12)), "prompt_only": rng.normal(size=12)}
                for s in (0, 1, 2)}
-    summary = pm.summarize(results, {"r": {"candidates": candidates}}, test, n_boot=300)
+    summary = pm.summarize(pm.bootstrap(results, {"r": {"candidates": candidates}}, test, n_boot=300))
     for row in summary.itertuples():
         assert row.lo <= row.mean <= row.hi, row
 
@@ -92,12 +92,13 @@ def test_paired_comparison_of_methods():
         results[("manual", s, "r")] = {"scores": spread, "prompt_only": np.zeros(6)}
         results[("ptuning", s, "r")] = {"scores": stuck, "prompt_only": np.arange(6.0) + s}
         results[("mecod", s, "r")] = {"scores": spread, "prompt_only": np.zeros(6)}
-    comparisons = pm.compare(results, {"r": {"candidates": candidates}}, test, n_boot=200)
+    boot = pm.bootstrap(results, {"r": {"candidates": candidates}}, test, n_boot=200)
+    comparisons = pm.compare(boot)
     same = comparisons[(comparisons.a == "mecod") & (comparisons.b == "manual")]
     assert np.allclose(same[["diff", "lo", "hi"]].to_numpy(), 0)
     top1 = comparisons.set_index(["a", "b", "metric"]).loc[("mecod", "ptuning", "top1_share")]
     assert top1["diff"] < 0 and top1["hi"] < 0
-    summary = pm.summarize(results, {"r": {"candidates": candidates}}, test, n_boot=200)
+    summary = pm.summarize(boot)
     text = pm.conclusion(summary, comparisons)
     assert "**yes: less concentrated**" in text and "ptuning vs manual" in text
 

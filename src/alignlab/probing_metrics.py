@@ -20,6 +20,8 @@ entropy involves no test subject: its CI is a t-interval over seeds (zero width 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 GOLD_SMOOTHING = 0.01
@@ -130,11 +132,18 @@ def per_relation(results: dict, info: dict, test) -> "pd.DataFrame":
 DISTRIBUTIONAL = ("top1_share", "pred_entropy", "kl")
 
 
-def _replicates(results: dict, info: dict, test, n_boot: int, seed: int):
-    """(estimates, replicates) per method and metric: estimates[method][metric] is the list of
-    per-seed macro values over relations; replicates[method][metric] (n_boot,) the seed-averaged
-    macro values on bootstrap resamples of test subjects within relations. The resamples are the
-    same for every method, so differences between methods are paired."""
+@dataclass
+class Bootstrap:
+    """estimates[method][metric]: the per-seed macro values over relations; replicates[method][metric]
+    (n_boot,): the seed-averaged macro values on bootstrap resamples of test subjects within
+    relations, the same resamples for every method (so differences between methods are paired)."""
+
+    estimates: dict
+    replicates: dict
+
+
+def bootstrap(results: dict, info: dict, test, n_boot: int = 1000, seed: int = 0) -> Bootstrap:
+    """Resample the test subjects once; `summarize` and `compare` both read the result."""
     rng = np.random.default_rng(seed)
     arrays = {}
     for (method, s, relation), out in results.items():
@@ -162,7 +171,7 @@ def _replicates(results: dict, info: dict, test, n_boot: int, seed: int):
         boot = [[macro(method, s, picks) for s in seeds] for picks in resamples]
         estimates[method] = {m: [p[m] for p in per_seed] for m in METRICS}
         replicates[method] = {m: np.array([np.mean([b[m] for b in bs]) for bs in boot]) for m in METRICS}
-    return estimates, replicates
+    return Bootstrap(estimates, replicates)
 
 
 def _interval(metric: str, estimate: float, reps: np.ndarray, per_seed) -> tuple[float, float]:
@@ -180,13 +189,13 @@ def _interval(metric: str, estimate: float, reps: np.ndarray, per_seed) -> tuple
     return float(lo), float(hi)
 
 
-def summarize(results: dict, info: dict, test, n_boot: int = 1000, seed: int = 0) -> "pd.DataFrame":
+def summarize(boot: Bootstrap) -> "pd.DataFrame":
     """Macro over relations, mean over seeds, per method: metric, mean, lo, hi (bootstrap over
     test subjects within relations: percentile intervals for per-subject means such as P@1,
     bias-shifted ones for the DISTRIBUTIONAL statistics), seed_std (spread of the per-seed values)."""
     import pandas as pd
 
-    estimates, replicates = _replicates(results, info, test, n_boot, seed)
+    estimates, replicates = boot.estimates, boot.replicates
     records = []
     for method, by_metric in estimates.items():
         for m in METRICS:
@@ -200,13 +209,13 @@ def summarize(results: dict, info: dict, test, n_boot: int = 1000, seed: int = 0
 COMPARISONS = (("softprompt", "manual"), ("ptuning", "manual"), ("mecod", "manual"), ("mecod", "ptuning"))
 
 
-def compare(results: dict, info: dict, test, pairs=COMPARISONS, n_boot: int = 1000, seed: int = 0) -> "pd.DataFrame":
+def compare(boot: Bootstrap, pairs=COMPARISONS) -> "pd.DataFrame":
     """Paired differences a - b of every metric for each (a, b) in `pairs` whose methods ran: the
     same test subjects and the same bootstrap resamples for both, so the interval is that of the
     difference itself (much tighter than comparing two intervals). Columns: a, b, metric, diff, lo, hi."""
     import pandas as pd
 
-    estimates, replicates = _replicates(results, info, test, n_boot, seed)
+    estimates, replicates = boot.estimates, boot.replicates
     records = []
     for a, b in pairs:
         if a not in estimates or b not in estimates:
