@@ -156,7 +156,8 @@ def cap_candidates(info: dict, splits: dict, full: dict, max_candidates: int):
             keep.add(c)
         capped[relation] = {**spec, "candidates": [c for c in spec["candidates"] if c in keep]}
     train = splits["train"]
-    allowed = train.apply(lambda r: r["object"] in set(capped[r["relation"]]["candidates"]), axis=1)
+    kept = {relation: set(spec["candidates"]) for relation, spec in capped.items()}
+    allowed = [obj in kept[relation] for relation, obj in zip(train["relation"], train["object"])]
     return capped, {**splits, "train": train[allowed].reset_index(drop=True)}
 
 
