@@ -47,7 +47,6 @@ CI over all pool questions, the more honest interval for judge accuracy.
 from __future__ import annotations
 
 import json
-import math
 import re
 from dataclasses import asdict, dataclass, field
 

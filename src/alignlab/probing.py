@@ -109,6 +109,8 @@ def load_facts(dataset: str = "facts-triples", relations=QUICK_RELATIONS, n_trai
     smaller set."""
     import pandas as pd
 
+    if max_candidates < 0:
+        raise ValueError(f"max_candidates must be >= 0 (0: every object of the relation); got {max_candidates}")
     if dataset == "facts-triples":
         from alignlab.data import facts_triples
         info = facts_triples.relation_info()
@@ -131,8 +133,6 @@ def load_facts(dataset: str = "facts-triples", relations=QUICK_RELATIONS, n_trai
             parts.append(part)
         out[split] = pd.concat(parts, ignore_index=True)
     info = {r: info[r] for r in relations}
-    if max_candidates < 0:
-        raise ValueError(f"max_candidates must be >= 0 (0: every object of the relation); got {max_candidates}")
     if max_candidates:
         info, out = cap_candidates(info, out, frames, max_candidates)
     return out, info
@@ -145,12 +145,9 @@ def cap_candidates(info: dict, splits: dict, full: dict, max_candidates: int):
 
     capped = {}
     for relation, spec in info.items():
-        golds = list(dict.fromkeys(splits["test"].loc[splits["test"]["relation"] == relation, "object"]))
-        rows = pd.concat([f[f["relation"] == relation] for f in full.values()])
-        counts = rows["object"].value_counts()
-        by_frequency = sorted(spec["candidates"], key=lambda c: -counts.get(c, 0))
-        keep = set(golds)
-        for c in by_frequency:
+        keep = set(splits["test"].loc[splits["test"]["relation"] == relation, "object"])  # every test gold
+        counts = pd.concat([f[f["relation"] == relation] for f in full.values()])["object"].value_counts()
+        for c in sorted(spec["candidates"], key=lambda c: -counts.get(c, 0)):
             if len(keep) >= max_candidates:
                 break
             keep.add(c)

@@ -480,10 +480,11 @@ def _icl_conclusion(icl_results) -> str:
     parts = []
     if "weak" in at.index.get_level_values(0):
         weak = at.xs("weak")
-        parts.append(f"weak-labelled demonstrations (k={k_max}, {first}) - zero-shot {format_ci(*diff(weak, zero))} — "
-                     f"{verdict(*diff(weak, zero))}")
+        gain = diff(weak, zero)
+        parts.append(f"weak-labelled demonstrations (k={k_max}, {first}) - zero-shot {format_ci(*gain)} — {verdict(*gain)}")
         if "gold" in at.index.get_level_values(0):
-            parts.append(f"gold - weak labels {format_ci(*diff(at.xs('gold'), weak))} — {verdict(*diff(at.xs('gold'), weak))}")
+            gold_gain = diff(at.xs("gold"), weak)
+            parts.append(f"gold - weak labels {format_ci(*gold_gain)} — {verdict(*gold_gain)}")
         if "flipped" in at.index.get_level_values(0):
             parts.append(f"randomly flipped gold (same error rate) - weak labels "
                          f"{format_ci(*diff(at.xs('flipped'), weak))}")
