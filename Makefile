@@ -44,7 +44,7 @@ bench: setup
 	@for f in benchmarks/bench_*.py; do [ "$$f" = benchmarks/bench_scoring.py ] || $(PY) $$f; done
 
 strip:
-	$(PY) -m alignlab.notebooks strip notebooks/*.ipynb
+	$(PY) -m alignlab.run.notebooks strip notebooks/*.ipynb
 
 clean:
 	rm -rf results/ .pytest_cache

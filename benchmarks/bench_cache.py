@@ -14,7 +14,7 @@ import time
 
 
 def run(notebook, overrides, cold):
-    from alignlab import runner
+    from alignlab.run import runner
 
     os.environ.pop("ALIGNLAB_NO_CACHE", None)
     if cold:
@@ -29,7 +29,7 @@ def run(notebook, overrides, cold):
 
 
 def main():
-    from alignlab.runner import parse_value
+    from alignlab.run.runner import parse_value
 
     args = sys.argv[1:]
     notebook = args.pop(0) if args and not args[0].startswith("-") else "01_w2sg_ensembles"

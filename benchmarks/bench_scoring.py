@@ -15,7 +15,7 @@ import time
 import numpy as np
 
 from alignlab import data, models
-from alignlab.scoring import score_pairs, score_pairs_naive
+from alignlab.lm.scoring import score_pairs, score_pairs_naive
 
 
 def timed(fn):

@@ -1,4 +1,4 @@
-"""Training-loop speed: alignlab.train's fine-tuning loop vs a naive loop, same model and data, one run.
+"""Training-loop speed: alignlab.training.learners's fine-tuning loop vs a naive loop, same model and data, one run.
 
     .venv/bin/python benchmarks/bench_train.py [--model minilm-l6] [--n 64] [--batch-size 16] [--epochs 1]
 
@@ -41,8 +41,8 @@ def main():
 
     from alignlab import data
     from alignlab.models import load_classifier
-    from alignlab.train import TrainConfig, finetune_classifier, train_head
-    from alignlab.w2s import features
+    from alignlab.training.learners import TrainConfig, finetune_classifier, train_head
+    from alignlab.studies.w2sg.pipeline import features
 
     ds = data.binary_view(data.load("world-facts", "train"))
     texts, labels = list(ds["text"][:args.n]), np.asarray(ds["label"][:args.n])

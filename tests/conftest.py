@@ -16,7 +16,7 @@ def run_study(tmp_path, monkeypatch):
     The notebook is copied into a temporary project (its own results/, figures/ and registry), so a
     test run never touches the checkout's results. The user cache of converted models is shared;
     artifact reads are disabled (ALIGNLAB_NO_CACHE=1) so the smoke run really computes."""
-    from alignlab import runner
+    from alignlab.run import runner
 
     (tmp_path / "pyproject.toml").write_text("[project]\nname = 'smoke'\n")
     (tmp_path / "notebooks").mkdir()

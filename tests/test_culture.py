@@ -11,7 +11,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from alignlab import culture, paths
+from alignlab import paths
+from alignlab.studies.culture import orientation as culture
 from alignlab.data import cultural, list_datasets, load
 
 REAL_CDEVAL = paths.project_root().parent / "shared" / "fixtures" / "real" / "cdeval"
@@ -172,7 +173,7 @@ def test_prompts_use_chat_template_only_when_present():
 
 
 def test_score_labels_matches_score_pairs():
-    from alignlab.scoring import score_labels, score_pairs
+    from alignlab.lm.scoring import score_labels, score_pairs
     from alignlab.testing import tiny_causal_lm
 
     model, tok = tiny_causal_lm("llama")
@@ -288,9 +289,8 @@ def test_bad_parameters_fail_fast(kwargs, words):
 
 
 def test_notebook_rejects_bad_parameter_before_running(tmp_path, monkeypatch):
-    from alignlab import runner
+    from alignlab.run import runner
 
-    monkeypatch.setattr(runner, "_current_notebook", None)
     with pytest.raises(runner.ParameterError, match="dataset"):
         runner.resolve_params("04_cultural_dimensions", "quick", {"dataset": "nope"})
     paper = runner.load_profile("paper")["04_cultural_dimensions"]
@@ -306,7 +306,9 @@ def test_notebook_rejects_bad_parameter_before_running(tmp_path, monkeypatch):
 
 @pytest.mark.slow
 def test_notebook_smoke(tmp_path, monkeypatch):
-    from alignlab import cli, registry, runner
+    from alignlab.run import cli
+    from alignlab.run import registry
+    from alignlab.run import runner
 
     (tmp_path / "pyproject.toml").write_text("[project]\nname = 'tmp'\n")
     for folder in ("notebooks", "profiles", "data"):
@@ -317,7 +319,6 @@ def test_notebook_smoke(tmp_path, monkeypatch):
     shutil.copy(REPO / "data" / "cultural_items.json", tmp_path / "data")
     monkeypatch.setenv("ALIGNLAB_ROOT", str(tmp_path))
     monkeypatch.delenv("ALIGNLAB_RUN_DIR", raising=False)
-    monkeypatch.setattr(runner, "_current_notebook", None)
     code = cli.main(["run", "04_cultural_dimensions", "--no-progress", "-p", "models", "[smollm2-135m]",
                      "-p", "n_per_cell", "1", "-p", "templates", "[letters]", "-p", "n_boot", "200"])
     (run,) = registry.read_runs()

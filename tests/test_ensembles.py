@@ -6,8 +6,8 @@ from sklearn.datasets import make_classification
 from sklearn.ensemble import AdaBoostClassifier
 from sklearn.tree import DecisionTreeClassifier
 
-from alignlab import ensembles
-from alignlab.train import ProbeLearner, TrainConfig
+from alignlab.training import ensembles
+from alignlab.training.learners import ProbeLearner, TrainConfig
 
 
 def test_bootstrap_draws_with_replacement():

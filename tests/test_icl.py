@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from alignlab import icl
+from alignlab.studies.w2sg import icl
 
 
 def test_prompt_format():

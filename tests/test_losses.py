@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from alignlab.losses import (balanced_threshold, compute_loss, confidence_loss, confidence_weight, harden,
+from alignlab.training.losses import (balanced_threshold, compute_loss, confidence_loss, confidence_weight, harden,
                              product_loss, soft_cross_entropy)
 
 

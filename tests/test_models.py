@@ -179,7 +179,7 @@ def test_list_models_columns():
 @pytest.mark.slow
 def test_embedded_smollm2_loads_and_knows_a_capital():
     """The real converted model (converted on first use, sha256 checked) ranks Paris first."""
-    from alignlab.scoring import score_choices
+    from alignlab.lm.scoring import score_choices
 
     model, tokenizer = models.load_causal_lm("smollm2-135m")
     scores = score_choices(model, tokenizer, ["The capital of France is"], [[" Paris", " Lima", " Oslo"]])[0]

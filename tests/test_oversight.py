@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 
-from alignlab import oversight as o
+from alignlab.studies.oversight import protocols as o
 
 PASSAGE = "Kenya is in Eastern Africa.  The capital of Kenya is Nairobi."
 ITEM = {"id": 0, "question": "What is the capital of Kenya?", "answer": "Nairobi", "label": 1,
@@ -127,8 +127,8 @@ def _no_call(*args):
 
 @pytest.fixture(scope="module")
 def tiny():
-    from alignlab.generation import generate_with
-    from alignlab.scoring import score_labels
+    from alignlab.lm.generation import generate_with
+    from alignlab.lm.scoring import score_labels
     from alignlab.testing import tiny_causal_lm
 
     debater, debater_tok = tiny_causal_lm("gemma3", seed=1)
@@ -215,8 +215,8 @@ def test_evaluate_gives_judge_rows_and_rounds_per_seed():
 
 
 def test_train_on_labels_student_and_ceiling():
-    from alignlab import w2s
-    from alignlab.train import ProbeLearner
+    from alignlab.training import w2s
+    from alignlab.training.learners import ProbeLearner
 
     rng = np.random.default_rng(0)
     X = rng.normal(size=(80, 5)).astype(np.float32)
@@ -234,7 +234,7 @@ def test_train_on_labels_student_and_ceiling():
 
 
 def test_cut_at_stop_and_chat_template_only_where_there_is_one():
-    from alignlab.generation import apply_chat, cut_at_stop
+    from alignlab.lm.generation import apply_chat, cut_at_stop
     from alignlab.testing import tiny_tokenizer
 
     assert cut_at_stop(" Nairobi.\nQuestion: next", ["\n"]) == "Nairobi."
@@ -246,7 +246,8 @@ def test_cut_at_stop_and_chat_template_only_where_there_is_one():
 
 
 def test_generate_by_name_caches_every_prompt(tmp_path, monkeypatch):
-    from alignlab import generation, models
+    from alignlab import models
+    from alignlab.lm import generation
     from alignlab.testing import tiny_causal_lm
 
     monkeypatch.setenv("ALIGNLAB_CACHE", str(tmp_path))
@@ -267,7 +268,7 @@ def test_generate_by_name_caches_every_prompt(tmp_path, monkeypatch):
 
 
 def test_batched_greedy_generation_matches_one_at_a_time():
-    from alignlab.generation import generate_with
+    from alignlab.lm.generation import generate_with
     from alignlab.testing import tiny_causal_lm
 
     model, tok = tiny_causal_lm("llama", seed=3)

@@ -4,7 +4,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from alignlab import data, zeroshot
+from alignlab import data
+from alignlab.studies.overview import zeroshot
 
 
 def tiny_questions():

@@ -6,8 +6,8 @@ import math
 import numpy as np
 import pytest
 
-from alignlab import probing
-from alignlab import probing_metrics as pm
+from alignlab.studies.probing import study as probing
+from alignlab.studies.probing import report as pm
 from alignlab.data import lama
 from alignlab.paths import project_root
 
@@ -122,7 +122,7 @@ def test_prompt_only_query_hides_every_subject_token():
 
 
 def test_scorer_matches_alignlab_scoring():
-    from alignlab.scoring import score_pairs
+    from alignlab.lm.scoring import score_pairs
     from alignlab.testing import tiny_causal_lm
 
     for arch in ("llama", "gemma3", "gpt2"):
@@ -258,7 +258,7 @@ def test_bad_parameters_fail_clearly():
 
 
 def test_runner_rejects_bad_choice_fast():
-    from alignlab.runner import ParameterError, resolve_params
+    from alignlab.run.runner import ParameterError, resolve_params
 
     with pytest.raises(ParameterError, match="prompt_init"):
         resolve_params("03_prompt_object_bias", "quick", {"prompt_init": "zeros"})

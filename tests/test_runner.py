@@ -18,8 +18,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from alignlab import cli, registry, runner
-from alignlab.runner import Parameter, ParameterError
+from alignlab.run import cli
+from alignlab.run import registry
+from alignlab.run import runner
+from alignlab import nb
+from alignlab.run.runner import Parameter, ParameterError
 
 HERE = Path(__file__).parent
 REPO = HERE.parent
@@ -30,8 +33,8 @@ def project(tmp_path, monkeypatch):
     """A tiny project: notebooks 90_ok and 91_fails, profiles quick, paper and test."""
     (tmp_path / "pyproject.toml").write_text("[project]\nname = 'tmp'\n")
     (tmp_path / "notebooks").mkdir()
-    for nb in (HERE / "notebooks").glob("*.ipynb"):
-        shutil.copy(nb, tmp_path / "notebooks" / nb.name)
+    for path in (HERE / "notebooks").glob("*.ipynb"):
+        shutil.copy(path, tmp_path / "notebooks" / path.name)
     (tmp_path / "profiles").mkdir()
     for profile in ("quick", "paper"):
         shutil.copy(REPO / "profiles" / f"{profile}.yaml", tmp_path / "profiles")
@@ -40,7 +43,7 @@ def project(tmp_path, monkeypatch):
         "90_ok:\n  n_items: 5\n  label: b\n")
     monkeypatch.setenv("ALIGNLAB_ROOT", str(tmp_path))
     monkeypatch.delenv("ALIGNLAB_RUN_DIR", raising=False)
-    monkeypatch.setattr(runner, "_current_notebook", None)
+    monkeypatch.setattr(nb, "_current_notebook", None)
     return tmp_path
 
 
@@ -243,12 +246,12 @@ def test_repository_profiles_are_well_formed():
 
 def test_check_params_validates_a_namespace_like_the_runner(project):
     namespace = {"n_items": 3, "scale": 2, "label": "b", "seeds": [1], "note": "x", "other": 1}
-    assert runner.check_params("90_ok", namespace) == {
+    assert nb.check_params("90_ok", namespace) == {
         "n_items": 3, "scale": 2, "label": "b", "seeds": [1], "note": "x"}
     with pytest.raises(ParameterError, match="'label' of 90_ok must be one of: a, b; got 'c'"):
-        runner.check_params("90_ok", {**namespace, "label": "c"})
+        nb.check_params("90_ok", {**namespace, "label": "c"})
     with pytest.raises(ParameterError, match="seeds"):
-        runner.check_params("90_ok", {k: v for k, v in namespace.items() if k != "seeds"})
+        nb.check_params("90_ok", {k: v for k, v in namespace.items() if k != "seeds"})
     assert issubclass(ParameterError, ValueError)
 
 
@@ -257,9 +260,10 @@ def test_check_params_validates_a_namespace_like_the_runner(project):
 
 def test_save_metrics_writes_flat_numbers_and_maps_nan_to_null(project, monkeypatch, capsys):
     monkeypatch.setenv("ALIGNLAB_RUN_DIR", str(project / "run"))
-    path = runner.save_metrics({"acc": np.float32(0.5), "n": 3, "ok": True, "bad": float("nan"),
+    monkeypatch.setenv("ALIGNLAB_NOTEBOOK", "90_ok")
+    nb.save_metrics({"acc": np.float32(0.5), "n": 3, "ok": True, "bad": float("nan"),
                                 "inf": math.inf, "np_int": np.int64(7), "np_bool": np.bool_(False)})
-    assert path == project / "run" / "metrics.json"
+    path = project / "run" / "metrics.json"
     text = path.read_text()
     assert "NaN" not in text and "Infinity" not in text
     assert json.loads(text) == {"acc": 0.5, "n": 3.0, "ok": 1.0, "bad": None, "inf": None,
@@ -276,15 +280,17 @@ def test_save_metrics_writes_flat_numbers_and_maps_nan_to_null(project, monkeypa
 ])
 def test_save_metrics_rejects_nested_values(project, monkeypatch, metrics, word):
     monkeypatch.setenv("ALIGNLAB_RUN_DIR", str(project / "run"))
+    monkeypatch.setenv("ALIGNLAB_NOTEBOOK", "90_ok")
     with pytest.raises(ValueError, match=word):
-        runner.save_metrics(metrics)
+        nb.save_metrics(metrics)
     assert not (project / "run" / "metrics.json").exists()
 
 
 def test_save_metrics_interactively_goes_to_the_notebooks_folder(project, capsys):
-    runner.check_params("91_fails", {"n_items": 2})
-    path = runner.save_metrics({"x": 1})
-    assert path == project / "results" / "91_fails" / "interactive" / "metrics.json"
+    nb.check_params("91_fails", {"n_items": 2})
+    nb.save_metrics({"x": 1})
+    path = project / "results" / "91_fails" / "interactive" / "metrics.json"
+    assert path.is_file() and path == project / "results" / "91_fails" / "interactive" / "metrics.json"
 
 
 # ---------------------------------------------------------------------------------------------

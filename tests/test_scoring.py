@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from alignlab.scoring import choice_probabilities, score_choices, score_labels, score_pairs, score_pairs_naive
+from alignlab.lm.scoring import choice_probabilities, score_choices, score_labels, score_pairs, score_pairs_naive
 from alignlab.testing import tiny_causal_lm
 
 PAIRS = [

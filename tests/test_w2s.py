@@ -6,8 +6,8 @@ import warnings
 import numpy as np
 import pytest
 
-from alignlab import w2s
-from alignlab.train import FinetuneLearner, ProbeLearner, TrainConfig, finetune_classifier, length_batches
+from alignlab.studies.w2sg import pipeline as w2s
+from alignlab.training.learners import FinetuneLearner, ProbeLearner, TrainConfig, finetune_classifier, length_batches
 
 
 def test_pgr_known_numbers():
@@ -152,7 +152,7 @@ def test_finetune_reads_the_last_real_token_not_pads():
 
 
 def test_finetune_learner_has_the_probe_api(monkeypatch):
-    import alignlab.train as train
+    import alignlab.training.learners as train
 
     monkeypatch.setattr("alignlab.models.load_classifier", lambda name, num_labels=2: tiny_classifier())
     texts = {"train": ["good a", "bad b"] * 8, "validation": ["good c", "bad d"], "test": ["good e", "bad f"]}

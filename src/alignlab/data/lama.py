@@ -13,7 +13,7 @@ ParaRel's reduced files read too. The folder is `folder=`, else $ALIGNLAB_LAMA_D
 hub download (the hub's `lama` dataset is a loading script that current `datasets` no longer runs).
 
 Rows follow the facts-triples schema (subject, relation, object, valid_objects, template,
-query, generator), so alignlab.probing takes either dataset.
+query, generator), so alignlab.studies.probing.study takes either dataset.
 """
 
 from __future__ import annotations

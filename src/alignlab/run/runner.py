@@ -21,7 +21,7 @@ Read top to bottom:
    written first, then papermill writes the executed notebook `<stem>.ipynb` there, and the
    notebook writes `metrics.json` (`save_metrics`) and its figures. The kernel learns the run
    folder from `$ALIGNLAB_RUN_DIR`. Every run is a row in `results/registry.sqlite`
-   (see `alignlab.registry` for the schema).
+   (see `alignlab.run.registry` for the schema).
 
 Papermill (slow to import) is imported only when a notebook is executed, so importing this
 module and validating parameters take a fraction of a second.
@@ -48,12 +48,12 @@ from pathlib import Path
 
 import yaml
 
-from alignlab import registry
+from alignlab.run import registry
+from alignlab.studies import config_class
+from alignlab.studies.base import ParameterError
 from alignlab.paths import notebooks_dir, profiles_dir, project_root, results_dir, run_dir
 
 
-class ParameterError(ValueError):
-    """A bad notebook, profile, parameter name or value; the message says what is allowed."""
 
 
 # ---------------------------------------------------------------------------------------------
@@ -257,33 +257,6 @@ def check_name(notebook: str, name: str, parameters: dict[str, Parameter], where
         f"Its parameters, with their defaults: {listing}.")
 
 
-def check_params(notebook: str, namespace: dict) -> dict:
-    """Validate a notebook's parameters from its own namespace; return them as a plain dict.
-
-    The second cell of every study notebook:
-
-        from alignlab.runner import check_params
-        params = check_params("00_overview", globals())
-
-    The parameter names come from the parameters cell of `notebooks/<notebook>.ipynb`, and the
-    values are checked exactly as `alignlab run` checks them. Raises ParameterError.
-    """
-    global _current_notebook
-    path = resolve_notebook(notebook)
-    parameters = read_parameters(path)
-    missing = [name for name in parameters if name not in namespace]
-    if missing:
-        raise ParameterError(
-            f"{path.stem}: parameter(s) {', '.join(missing)} not defined; run the parameters "
-            f"cell first.")
-    params = {name: check_value(path.stem, p, namespace[name]) for name, p in parameters.items()}
-    _current_notebook = path.stem
-    return params
-
-
-_current_notebook: str | None = None  # set by check_params; where save_metrics writes interactively
-
-
 # ---------------------------------------------------------------------------------------------
 # Profiles and the merge: defaults < profile `all` < profile `<stem>` < -p
 
@@ -346,6 +319,9 @@ def resolve_params(notebook: str, profile: str = "quick", overrides: dict | None
         for name, value in layer.items():
             check_name(stem, name, parameters, where)
             params[name] = check_value(stem, parameters[name], value, where)
+    config = config_class(stem)
+    if config is not None:
+        config.from_params(params)  # the study's own checks, before any kernel starts
     return params
 
 
@@ -481,7 +457,7 @@ def execute(stem: str, params: dict, profile: str, *, counter: str = "[1/1]",
         git_commit=commit, git_dirty=dirty, run_dir=display_path(folder)))
 
     # The kernel imports the same alignlab as this process, wherever it runs from.
-    package_parent = str(Path(__file__).resolve().parents[1])
+    package_parent = str(Path(__file__).resolve().parents[2])
     pythonpath = os.pathsep.join(p for p in (package_parent, os.environ.get("PYTHONPATH")) if p)
     result = RunResult(run_id, stem, profile, "ok", folder, params)
     t0 = time.monotonic()
@@ -494,7 +470,7 @@ def execute(stem: str, params: dict, profile: str, *, counter: str = "[1/1]",
                             error=result.error, metrics=result.metrics)
 
     try:
-        with _environment(ALIGNLAB_RUN_DIR=str(folder), PYTHONPATH=pythonpath):
+        with _environment(ALIGNLAB_RUN_DIR=str(folder), ALIGNLAB_NOTEBOOK=stem, PYTHONPATH=pythonpath):
             papermill.execute_notebook(
                 str(resolve_notebook(stem)), str(folder / f"{stem}.ipynb"), parameters=params,
                 kernel_name="python3", language="python", progress_bar=progress_bar,
@@ -530,44 +506,3 @@ def run_notebook(notebook: str, profile: str = "quick", overrides: dict | None =
                  **kwargs) -> RunResult:
     """Run one notebook (see run_notebooks)."""
     return run_notebooks([notebook], profile, overrides, **kwargs)[0]
-
-
-# ---------------------------------------------------------------------------------------------
-# Inside a notebook: metrics.json
-
-def _as_number(name: str, value) -> float | None:
-    if hasattr(value, "item") and getattr(value, "ndim", None) == 0:
-        value = value.item()  # numpy / torch scalars
-    if not isinstance(value, numbers.Real):
-        raise ValueError(
-            f"metric {name!r} must be a single number, got {type(value).__name__} "
-            f"{repr(value)[:80]}. metrics.json is a flat mapping of names to numbers: save one "
-            f"number per name (e.g. '{name}/mean', '{name}/seed0').")
-    value = float(value)
-    return value if math.isfinite(value) else None
-
-
-def save_metrics(metrics: dict, notebook: str | None = None) -> Path:
-    """Write `metrics.json` (a flat mapping of names to numbers) into the run folder.
-
-    Values may be int, float, bool or numpy/torch scalars; all are stored as floats, NaN and
-    inf as null. Nested values (lists, dicts) are rejected. The run folder is
-    `$ALIGNLAB_RUN_DIR` under the runner, else `results/<notebook>/interactive/` (the notebook
-    named in `check_params` when `notebook` is not given). Returns the file's path.
-    """
-    if not isinstance(metrics, dict):
-        raise ValueError(f"metrics must be a dict of names to numbers, got {type(metrics).__name__}.")
-    clean = {}
-    for name, value in metrics.items():
-        if not isinstance(name, str):
-            raise ValueError(f"metric names must be strings, got {name!r}.")
-        clean[name] = _as_number(name, value)
-    path = run_dir(notebook or _current_notebook) / "metrics.json"
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(clean, indent=2, allow_nan=False) + "\n", encoding="utf-8")
-    tmp.replace(path)
-    width = max((len(name) for name in clean), default=0)
-    print(f"metrics -> {display_path(path)}")
-    for name, value in clean.items():
-        print(f"  {name:<{width}}  {'null' if value is None else f'{value:.6g}'}")
-    return path

@@ -59,7 +59,7 @@ def generate_with(model, tokenizer, prompts: list[str], max_new_tokens: int = 40
     import torch
     from tqdm.auto import tqdm
 
-    from alignlab.scoring import _left_padded, _pad_id
+    from alignlab.lm.scoring import _left_padded, _pad_id
 
     if max_new_tokens < 1:
         raise ValueError(f"max_new_tokens must be >= 1, got {max_new_tokens}")

@@ -1,6 +1,6 @@
 """Better weak supervision: bagging and boosting of weak teachers.
 
-Both work with any learner of `alignlab.train` (`learner.fit(split, idx, targets, config,
+Both work with any learner of `alignlab.training.learners` (`learner.fit(split, idx, targets, config,
 sample_weight=..., val_labels=...)`, `learner.predict(model, split)`), so the same code ensembles
 linear probes on cached features and fine-tuned models.
 

@@ -1,7 +1,7 @@
 """Committed notebooks carry no outputs: strip them, and check the conventions.
 
-    python -m alignlab.notebooks strip notebooks/*.ipynb     # what `make strip` runs
-    python -m alignlab.notebooks check notebooks/*.ipynb     # exit 1 on any problem
+    python -m alignlab.run.notebooks strip notebooks/*.ipynb     # what `make strip` runs
+    python -m alignlab.run.notebooks check notebooks/*.ipynb     # exit 1 on any problem
 
 Conventions (DESIGN.md): no outputs or execution counts, the first code cell tagged
 `parameters`, the second calling `check_params`, a python3 kernelspec.

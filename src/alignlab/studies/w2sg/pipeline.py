@@ -6,10 +6,10 @@ The pipeline, per seed and per (weak, strong) model pair:
 2. The weak teacher learns half 1 with gold labels and predicts soft labels on half 2. Teachers:
    `single` (one model), `bagging` (K members on bootstrap resamples of half 1, soft voting, K
    chosen on validation), `boosting` (SAMME, rounds chosen on validation); see
-   `alignlab.ensembles`.
+   `alignlab.training.ensembles`.
 3. The strong ceiling learns half 2 with gold labels.
 4. The strong student learns half 2 with the teacher's soft labels, once per loss (`xent`,
-   `logconf`, `product`; see `alignlab.losses`).
+   `logconf`, `product`; see `alignlab.training.losses`).
 5. All are evaluated once on the test split; PGR = (student - weak) / (ceiling - weak), on
    accuracy and on AUROC (`pgr`).
 
@@ -21,12 +21,12 @@ Ensemble sizes: best validation accuracy with gold labels. The test split is use
 the final numbers.
 
 What each seed varies: the halves, every head's initialisation and minibatch order, the bootstrap
-resamples, and (in `alignlab.icl`) the demonstrations drawn.
+resamples, and (in `alignlab.studies.w2sg.icl`) the demonstrations drawn.
 
 Mode: `probe` (linear heads on frozen, cached features: `features`, read at `feature_layer`, by
 default the middle of the network, where small LMs' features carry the facts best; chosen once, a
 priori, for every model alike, not tuned per model) or `finetune` (the models themselves, last
-layer; see `alignlab.train`). Both go through the same learner API.
+layer; see `alignlab.training.learners`). Both go through the same learner API.
 
 Results of one seed are cached (`alignlab.cache`), keyed by everything that produced them, so a
 warm re-run of a notebook recomputes nothing; PGR is computed from the cached accuracies outside
@@ -41,122 +41,12 @@ from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
 
-FEATURES_VERSION = "1"
+from alignlab.training.w2s import (  # noqa: F401  (the study's public names)
+    METHODS, PGRUndefinedWarning, W2SConfig, _acc, _auroc, check_config, features, make_learner, pgr,
+    split_halves, train_on_labels,
+)
+
 SEED_VERSION = "1"
-METHODS = ("single", "bagging", "boosting")
-
-
-class PGRUndefinedWarning(UserWarning):
-    """The strong ceiling is not above the weak teacher: PGR is undefined (reported as NaN)."""
-
-
-def pgr(weak: float, student: float, ceiling: float, what: str = "accuracy") -> float:
-    """Performance gap recovered: (student - weak) / (ceiling - weak).
-
-    0 means the student only matches its teacher, 1 means it matches the ceiling trained on gold
-    labels. When ceiling <= weak there is no gap to recover and the ratio means nothing: the
-    result is NaN and a PGRUndefinedWarning says so (never a huge number from a tiny gap's sign).
-    """
-    weak, student, ceiling = float(weak), float(student), float(ceiling)
-    if any(math.isnan(v) for v in (weak, student, ceiling)):
-        return float("nan")
-    if ceiling <= weak:
-        warnings.warn(f"PGR on {what} is undefined: the ceiling ({ceiling:.4f}) is not above the weak "
-                      f"teacher ({weak:.4f}); reported as NaN", PGRUndefinedWarning, stacklevel=2)
-        return float("nan")
-    return (student - weak) / (ceiling - weak)
-
-
-def split_halves(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """A random partition of range(n) into two halves (sorted index arrays), set by `seed`."""
-    order = np.random.default_rng([seed, 1]).permutation(n)
-    return np.sort(order[: n // 2]), np.sort(order[n // 2:])
-
-
-def features(model_name: str, texts, batch_size: int = 32, progress: bool = False, layer: float = 1.0) -> np.ndarray:
-    """Pooled frozen features (n, dim) of `texts` under `model_name`, read at `layer` (a fraction of
-    depth, 1.0 the last layer; see `alignlab.models.FeatureExtractor`), computed once and cached."""
-    from alignlab.cache import Cache
-    from alignlab.models import load_feature_extractor
-
-    texts = [str(t) for t in texts]
-    key = dict(model=model_name, texts=texts) if float(layer) == 1.0 else dict(model=model_name, texts=texts, layer=float(layer))
-    return Cache().memo("features", FEATURES_VERSION,
-                        lambda: load_feature_extractor(model_name, layer=layer)(texts, batch_size=batch_size, progress=progress),
-                        **key)
-
-
-@dataclass
-class W2SConfig:
-    """Everything that shapes one seed's results (part of its cache key)."""
-
-    mode: str = "probe"  # probe or finetune
-    feature_layer: float = 0.5  # probe mode: the depth features are read at (fraction; 1.0 = last layer)
-    losses: list = field(default_factory=lambda: ["xent", "logconf", "product"])
-    methods: list = field(default_factory=lambda: list(METHODS))
-    n_bagging: int = 10  # bagging members trained; the number used is chosen on validation
-    n_boosting: int = 10  # maximum AdaBoost rounds
-    epochs: int = 100
-    lr: float = 1e-2
-    batch_size: int = 4096
-    weight_decay: float = 1e-3
-    alpha_max: float = 0.75
-    warmup_frac: float = 0.2
-    student_val: str = "weak"  # weak or gold: the labels the student's epochs are chosen on
-    # finetune mode only
-    train_layers: int | None = None
-    lora_r: int = 0
-    finetune_epochs: int = 2
-    finetune_lr: float = 5e-5
-    finetune_batch_size: int = 16
-
-    def train_config(self, loss: str = "xent", seed: int = 0):
-        from alignlab.train import TrainConfig
-
-        if self.mode == "finetune":
-            return TrainConfig(loss=loss, epochs=self.finetune_epochs, lr=self.finetune_lr,
-                               batch_size=self.finetune_batch_size, weight_decay=0.0,
-                               alpha_max=self.alpha_max, warmup_frac=self.warmup_frac, seed=seed)
-        return TrainConfig(loss=loss, epochs=self.epochs, lr=self.lr, batch_size=self.batch_size,
-                           weight_decay=self.weight_decay, alpha_max=self.alpha_max,
-                           warmup_frac=self.warmup_frac, seed=seed)
-
-
-def check_config(config: W2SConfig) -> None:
-    """Domain checks, with the parameter name and the allowed values (fast, before any work)."""
-    from alignlab.losses import LOSSES
-    from alignlab.train import MODES
-
-    if config.mode not in MODES:
-        raise ValueError(f"mode must be one of {', '.join(MODES)}, got {config.mode!r}")
-    bad = [loss for loss in config.losses if loss not in LOSSES]
-    if bad or not config.losses:
-        raise ValueError(f"losses must be a non-empty list of {', '.join(LOSSES)}, got {config.losses!r}")
-    bad = [m for m in config.methods if m not in METHODS]
-    if bad or not config.methods or config.methods[0] != "single":
-        raise ValueError(f"methods must start with 'single' and be drawn from {', '.join(METHODS)}, got {config.methods!r}")
-    if not 0.0 <= config.feature_layer <= 1.0:
-        raise ValueError(f"feature_layer must be a fraction of depth in [0, 1] (0.5: the middle block, 1.0: the last "
-                         f"layer), got {config.feature_layer}")
-    if not 0.0 <= config.alpha_max <= 1.0:
-        raise ValueError(f"alpha_max must be in [0, 1], got {config.alpha_max}")
-    if not 0.0 <= config.warmup_frac <= 1.0:
-        raise ValueError(f"warmup_frac must be in [0, 1], got {config.warmup_frac}")
-    if config.student_val not in ("weak", "gold"):
-        raise ValueError(f"student_val must be 'weak' or 'gold', got {config.student_val!r}")
-    for name in ("n_bagging", "n_boosting", "epochs", "batch_size"):
-        if getattr(config, name) < 1:
-            raise ValueError(f"{name} must be >= 1, got {getattr(config, name)}")
-
-
-def _auroc(y, probs) -> float:
-    from alignlab.stats import auroc
-
-    return float(auroc(y, probs[:, 1]))
-
-
-def _acc(y, probs) -> float:
-    return float((probs.argmax(1) == np.asarray(y)).mean())
 
 
 def teachers(weak, labels: dict, half1, half2, config: W2SConfig, seed: int) -> tuple[dict, list]:
@@ -164,7 +54,7 @@ def teachers(weak, labels: dict, half1, half2, config: W2SConfig, seed: int) -> 
 
     Returns ({method: {"train": soft labels on half 2, "validation": probs, "test": probs, "size": n}},
     curve rows: weak-label accuracy and validation accuracy against ensemble size)."""
-    from alignlab import ensembles
+    from alignlab.training import ensembles
 
     y, y_val = labels["train"], labels["validation"]
     base = config.train_config("xent", seed)
@@ -241,16 +131,6 @@ def run_seed(weak, strong, labels: dict, config: W2SConfig, seed: int) -> dict:
     single = teacher_out.get("single")
     return {"rows": rows, "curve": curve, "half2": half2.tolist(),
             "single_soft_labels": [] if single is None else single["train"].tolist()}
-
-
-def make_learner(model_name: str, texts: dict, config: W2SConfig, progress: bool = False):
-    """A ProbeLearner on cached features, or a FinetuneLearner, for `model_name` on `texts` per split."""
-    from alignlab.train import FinetuneLearner, ProbeLearner
-
-    if config.mode == "probe":
-        return ProbeLearner({split: features(model_name, t, progress=progress, layer=config.feature_layer)
-                             for split, t in texts.items()})
-    return FinetuneLearner(model_name, texts, train_layers=config.train_layers, lora_r=config.lora_r)
 
 
 def run_study(pairs: list[tuple[str, str]], texts: dict, labels: dict, seeds: list[int], config: W2SConfig,
@@ -356,7 +236,7 @@ def metrics(results, curve, icl_results=None) -> dict:
     lo, hi = ci("single", "logconf", "pgr_acc")
     out["pgr_logconf_lo"], out["pgr_logconf_hi"] = lo, hi
     if icl_results is not None and len(icl_results):
-        from alignlab.icl import headline
+        from alignlab.studies.w2sg.icl import headline
 
         out.update(headline(icl_results))
     return out
@@ -491,16 +371,3 @@ def _icl_conclusion(icl_results) -> str:
     return "5. *In-context W2SG*: " + "; ".join(parts) + "."
 
 
-def train_on_labels(learner, split: str, train_idx, soft_labels, gold_labels, test_idx, y_test,
-                    config: W2SConfig, seed: int, loss: str = "xent") -> dict:
-    """The student and the ceiling of this pipeline on labels produced elsewhere (e.g. a judge in
-    `alignlab.oversight`): the student learns `soft_labels` (n, 2) on `train_idx`, the ceiling
-    the gold labels; both are evaluated on `test_idx`. No validation split: heads train for the
-    configured epochs. Returns {"student_acc", "ceiling_acc", "student_auc", "ceiling_auc"}."""
-    y_test = np.asarray(y_test)
-    ceiling = learner.predict(learner.fit(split, train_idx, np.asarray(gold_labels), config.train_config("xent", seed)),
-                              split, test_idx)
-    student = learner.predict(learner.fit(split, train_idx, np.asarray(soft_labels, dtype=np.float32),
-                                          config.train_config(loss, seed)), split, test_idx)
-    return {"student_acc": _acc(y_test, student), "ceiling_acc": _acc(y_test, ceiling),
-            "student_auc": _auroc(y_test, student), "ceiling_auc": _auroc(y_test, ceiling)}

@@ -4,7 +4,7 @@ Every later study needs to know which model is weak and which is strong. Here ea
 answers without training:
 
 - a causal LM scores every candidate answer of a question by its log-likelihood after
-  "Q: {question} A:" (alignlab.scoring; length-normalized by default);
+  "Q: {question} A:" (alignlab.lm.scoring; length-normalized by default);
 - an encoder (no LM head) scores each candidate by the cosine similarity of its embedding to the
   question's, a retrieval-style zero-shot.
 
@@ -36,7 +36,7 @@ def candidates(row: dict) -> list[str]:
 
 def _lm_scores(model_name: str, questions, normalize: bool, batch_size: int) -> np.ndarray:
     from alignlab.models import load_causal_lm
-    from alignlab.scoring import score_pairs
+    from alignlab.lm.scoring import score_pairs
 
     model, tokenizer = load_causal_lm(model_name)
     pairs = [(f"Q: {row['question']} A:", f" {choice}") for row in questions for choice in candidates(row)]

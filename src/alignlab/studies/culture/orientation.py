@@ -165,7 +165,7 @@ def _records(items) -> list[dict]:
 def score_prompts(model, tokenizer, prompts, method: str, batch_size: int = 16, progress: bool = False):
     """(logp_first, logp_second) for every prompt: one batched scoring call for the whole table.
     `loglik`: length-normalized log-likelihood of each option; `choice`: label log-probability."""
-    from alignlab.scoring import score_labels, score_pairs
+    from alignlab.lm.scoring import score_labels, score_pairs
 
     if len(prompts) == 0:
         return np.zeros(0), np.zeros(0)

@@ -7,9 +7,9 @@ frozen language model does the ranking, only the prompt's parameters train. Four
 `mecod` (P-tuning with MeCoD's Object Equalization and Biased Object Obstruction losses).
 
 Top to bottom:
-- alignlab.probing_queries  templates to token-id queries, scored by the frozen LM (`QueryBuilder`,
+- alignlab.studies.probing.queries  templates to token-id queries, scored by the frozen LM (`QueryBuilder`,
                             `Scorer`), and the subject-hidden prompt-only query.
-- alignlab.probing_prompts  what trains: the prompt modules (`make_prompt`, `Gate`) and the losses
+- alignlab.studies.probing.prompts  what trains: the prompt modules (`make_prompt`, `Gate`) and the losses
                             (`task_loss`, `oe_loss`, `boo_loss`, `mecod_losses`), with the methods.
 - this module               settings and data (`TrainConfig`, `load_facts`), the training loop
                             (`train_probe`) and the study (`run_relation`, `run_study`), cached.
@@ -18,7 +18,7 @@ Training: a cross-entropy over candidates. Candidate sets can be large (currency
 step scores a sample shared by the batch: the batch's gold objects, the objects the frozen manual
 prompt-only query favours most, the most frequent training objects, then random others, up to
 `n_candidates`. Evaluation ranks the relation's whole candidate set (`load_facts(max_candidates=...)`
-can cap it, the same for every method). Metrics: alignlab.probing_metrics.
+can cap it, the same for every method). Metrics: alignlab.studies.probing.report.
 """
 
 from __future__ import annotations
@@ -29,10 +29,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from alignlab.probing_prompts import (  # noqa: F401  (re-exported: probing.X)
+from alignlab.studies.probing.prompts import (  # noqa: F401  (re-exported: probing.X)
     TUNED, Gate, boo_loss, make_prompt, mecod_losses, oe_loss, task_loss,
 )
-from alignlab.probing_queries import (  # noqa: F401  (re-exported: probing.X)
+from alignlab.studies.probing.queries import (  # noqa: F401  (re-exported: probing.X)
     QueryBuilder, Scorer, frozen, is_masked_lm, manual_query, placeholder_id, subject_text,
 )
 

@@ -1,6 +1,6 @@
 """Tuned prompts for factual probing (study 03): the modules that train and their losses.
 
-Only a probe's prompt trains; the language model stays frozen (alignlab.probing_queries scores the
+Only a probe's prompt trains; the language model stays frozen (alignlab.studies.probing.queries scores the
 queries). Three tuned probes (TUNED):
 
 - `softprompt`  OptiPrompt-style: trainable vectors in place of the template's words, around the
@@ -22,7 +22,7 @@ queries). Three tuned probes (TUNED):
                 no gradient, here OE and BOO both reach the gate (tests/test_probing.py checks it):
                 BOO pulls the threshold up (a smaller set is easier to beat), OE pulls it down.
 
-Results are cached by alignlab.probing: bump its VERSION when this module's behaviour changes.
+Results are cached by alignlab.studies.probing.study: bump its VERSION when this module's behaviour changes.
 """
 
 from __future__ import annotations
@@ -31,10 +31,10 @@ import functools
 import math
 from typing import TYPE_CHECKING
 
-from alignlab.probing_queries import manual_slot_init
+from alignlab.studies.probing.queries import manual_slot_init
 
 if TYPE_CHECKING:
-    from alignlab.probing import TrainConfig
+    from alignlab.studies.probing.study import TrainConfig
 
 TUNED = ("softprompt", "ptuning", "mecod")
 

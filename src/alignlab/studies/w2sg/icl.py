@@ -14,7 +14,7 @@ The strong causal LM judges "Q: ... A: ..." examples few-shot. A prompt is
     Correct:
 
 and the label is read from the likelihood of the two label tokens, " Yes" and " No", scored
-through `alignlab.scoring.score_labels` (one forward pass per prompt when both are single
+through `alignlab.lm.scoring.score_labels` (one forward pass per prompt when both are single
 tokens): score = log p(" Yes") - log p(" No"); the prediction is
 Yes when the score is positive (accuracy), and the score ranks examples (AUROC, threshold-free).
 
@@ -103,12 +103,12 @@ def retrieve_bm25(pool_texts, query_texts, k: int) -> np.ndarray:
 
 
 def label_scores(model_name: str, prompts: list[str], batch_size: int = 16) -> np.ndarray:
-    """log p(" Yes") - log p(" No") after each prompt, through alignlab.scoring; cached by prompts."""
+    """log p(" Yes") - log p(" No") after each prompt, through alignlab.lm.scoring; cached by prompts."""
     from alignlab.cache import Cache
 
     def compute():
         from alignlab.models import load_causal_lm
-        from alignlab.scoring import score_labels
+        from alignlab.lm.scoring import score_labels
 
         model, tokenizer = load_causal_lm(model_name)
         scores = score_labels(model, tokenizer, prompts, list(LABEL_WORDS), batch_size=batch_size)
@@ -208,10 +208,10 @@ def run_icl_study(model_name: str, texts: dict, labels: dict, teacher_labels: di
                   n_questions: int, flip_fraction: float | None = None, confidence_tags: bool = False,
                   embedder: str = "minilm-l6"):
     """ICL over seeds: `teacher_labels` maps seed -> (half-2 indices, the weak teacher's soft labels on
-    them), from `alignlab.w2s.run_study`. Returns a tidy DataFrame, one row per (seed, retriever, source, k)."""
+    them), from `alignlab.studies.w2sg.pipeline.run_study`. Returns a tidy DataFrame, one row per (seed, retriever, source, k)."""
     import pandas as pd
 
-    from alignlab.w2s import features
+    from alignlab.studies.w2sg.pipeline import features
 
     for name, values, allowed in (("icl_retrievers", retrievers, RETRIEVERS), ("icl_sources", sources, SOURCES)):
         if not values or any(v not in allowed for v in values):

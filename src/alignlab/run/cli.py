@@ -57,7 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from alignlab.runner import ParameterError
+    from alignlab.run.runner import ParameterError
     try:
         return COMMANDS[args.command](args)
     except ParameterError as e:
@@ -84,7 +84,7 @@ def cmd_data(args) -> int:
 
 
 def cmd_run(args) -> int:
-    from alignlab import runner
+    from alignlab.run import runner
     if args.all and args.notebooks:
         raise runner.ParameterError("give notebooks or --all, not both.")
     notebooks = runner.list_notebooks() if args.all else args.notebooks
@@ -122,7 +122,7 @@ def cmd_run(args) -> int:
 
 
 def cmd_runs(args) -> int:
-    from alignlab import registry
+    from alignlab.run import registry
     runs = registry.read_runs(notebook=args.notebook, limit=args.limit or None)
     if not runs:
         print(f"no runs yet in {registry.registry_path()}")
@@ -173,7 +173,7 @@ def _failure(failed_cell, error) -> str:
 
 
 def _summary(results) -> list[dict]:
-    from alignlab.runner import display_path
+    from alignlab.run.runner import display_path
     return [{
         "notebook": r.notebook,
         "status": r.status,

@@ -26,14 +26,14 @@ marked as verified or unverified. The judge never sees the passage (except in `o
 consultant's argument is exactly a debater's opening argument (same prompt): the cache generates
 it once.
 
-The judge. Its probability comes from the likelihood of its answer tokens (`alignlab.scoring.
+The judge. Its probability comes from the likelihood of its answer tokens (`alignlab.lm.scoring.
 score_labels`: one forward pass per prompt), never from searching generated text. Format `ab`:
 the two options "Yes, it is correct." / "No, it is wrong." are listed as A and B and the judge
 scores " A" vs " B"; `yesno`: " Yes" vs " No" after "(Yes or No)". Every protocol is judged with
 both option orders, and debate also with both debater positions (who speaks, or is shown, first);
 the probability is the mean over orders and positions, which removes position bias.
 
-Generation: `alignlab.generation` (batched, left-padded, greedy, each prompt cached). The strong
+Generation: `alignlab.lm.generation` (batched, left-padded, greedy, each prompt cached). The strong
 model (e.g. Gemma-3-270M, a base model) is prompted with few-shot plain text.
 
 What seeds vary. Generating transcripts is the expensive part, so it is done ONCE for a pool of
@@ -382,7 +382,7 @@ def run_protocols(items: list[dict], config: OversightConfig, generate=None, sco
 
     check_config(config)
     if generate is None:
-        from alignlab.generation import generate as generate_named
+        from alignlab.lm.generation import generate as generate_named
 
         def generate(prompts, desc):
             return generate_named(config.debater, prompts, max_new_tokens=config.max_new_tokens, stop=["\n"],
@@ -390,7 +390,7 @@ def run_protocols(items: list[dict], config: OversightConfig, generate=None, sco
     if score is None:
         def score(prompts, labels):
             from alignlab.models import load_causal_lm
-            from alignlab.scoring import score_labels
+            from alignlab.lm.scoring import score_labels
 
             def compute():
                 model, tokenizer = load_causal_lm(config.judge)
@@ -438,7 +438,7 @@ def evaluate(items, probs, config: OversightConfig, seeds, strong: str = "gemma3
     Returns (judge DataFrame, rounds DataFrame, w2s DataFrame)."""
     import pandas as pd
 
-    from alignlab import w2s
+    from alignlab.training import w2s
     from alignlab.stats import expected_calibration_error
 
     w2s_config = w2s_config or w2s.W2SConfig(mode="probe", losses=["xent"], methods=["single"])

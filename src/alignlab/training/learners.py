@@ -7,7 +7,7 @@
 
 `probe`: the backbone is frozen; its pooled features (last real token for decoders, mean for
 encoders, read through the attention mask) are computed once per model and texts and cached
-(`alignlab.w2s.features`); a linear head is trained on them in torch (Adam, minibatches). A head
+(`alignlab.studies.w2sg.pipeline.features`); a linear head is trained on them in torch (Adam, minibatches). A head
 trains in well under a second, so seeds, ensembles and losses are cheap.
 
 `finetune`: `alignlab.models.load_classifier` (a linear head on the same mask-pooled state) trained
@@ -15,7 +15,7 @@ end to end, or only its last `train_layers` blocks, or with LoRA adapters (`lora
 `peft`). The loop tokenizes once, batches examples of similar length together and pads each batch
 only to its own longest sequence (benchmarks/bench_train.py compares it with a naive loop).
 
-Both modes train with any loss of `alignlab.losses` on soft targets (n, C), with optional
+Both modes train with any loss of `alignlab.training.losses` on soft targets (n, C), with optional
 per-example weights, and keep the epoch with the best validation accuracy (`val_labels`: the
 labels the caller trusts for that choice; the test split is never seen here).
 """
@@ -29,7 +29,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from alignlab.losses import LOSSES, compute_loss
+from alignlab.training.losses import LOSSES, compute_loss
 
 MODES = ("probe", "finetune")
 

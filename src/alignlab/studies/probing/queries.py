@@ -15,7 +15,7 @@ Prompt-only (counterfactual) query: the subject's tokens are replaced by ONE pla
 (the tokenizer's unk, else pad, else eos token; [MASK] for masked LMs), so no subject token
 remains and the query is the same for every subject of a relation (computed once per relation).
 
-Results are cached by alignlab.probing: bump its VERSION when this module's behaviour changes.
+Results are cached by alignlab.studies.probing.study: bump its VERSION when this module's behaviour changes.
 """
 
 from __future__ import annotations
@@ -187,7 +187,7 @@ def encode_candidates(tokenizer, candidates: list[str], masked: bool = False):
 def candidate_logprobs(model, embeds, mask, cand_ids, cand_mask):
     """(B, K) log p(candidate tokens | prefix) for every prefix row and every candidate, summed
     over the candidate's tokens. Prefixes are left-padded (positions from the mask, as in
-    alignlab.scoring); the prefix runs once and its key/value cache is repeated per candidate."""
+    alignlab.lm.scoring); the prefix runs once and its key/value cache is repeated per candidate."""
     import torch
 
     batch, k = embeds.shape[0], cand_ids.shape[0]

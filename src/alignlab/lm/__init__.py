@@ -1,0 +1,1 @@
+"""Language-model computation: batched log-likelihood scoring, generation, padding."""

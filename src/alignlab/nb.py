@@ -1,0 +1,95 @@
+"""What a notebook calls inside its kernel: check its parameters, save its metrics and figures.
+
+    from alignlab.nb import check_params, save_figure, save_metrics
+    from alignlab.studies.overview.config import Config
+
+    config = Config.from_params(check_params("00_overview", globals()))
+    ...
+    save_figure(fig, "zeroshot-accuracy")
+    save_metrics(metrics)
+
+`check_params` checks the values in the notebook's namespace exactly as `alignlab run` does and
+remembers the notebook, so the save helpers know where to write: the run folder
+(`$ALIGNLAB_RUN_DIR`, set by the runner) or `results/<notebook>/interactive/`. The helpers return
+nothing, so a cell that ends with them displays no machine paths.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import numbers
+import os
+
+from alignlab import figures
+from alignlab.paths import run_dir
+from alignlab.run.runner import check_value, display_path, read_parameters, resolve_notebook
+from alignlab.studies.base import ParameterError
+
+_current_notebook: str | None = None  # set by check_params
+
+
+def check_params(notebook: str, namespace: dict) -> dict:
+    """Validate a notebook's parameters from its own namespace; return them as a plain dict.
+
+    The names come from the parameters cell of `notebooks/<notebook>.ipynb`, and the values are
+    checked exactly as `alignlab run` checks them. Raises ParameterError."""
+    global _current_notebook
+    path = resolve_notebook(notebook)
+    parameters = read_parameters(path)
+    missing = [name for name in parameters if name not in namespace]
+    if missing:
+        raise ParameterError(f"{path.stem}: parameter(s) {', '.join(missing)} not defined; run the parameters "
+                             f"cell first.")
+    params = {name: check_value(path.stem, p, namespace[name]) for name, p in parameters.items()}
+    _current_notebook = path.stem
+    return params
+
+
+def current_notebook() -> str:
+    """The notebook named by `check_params` (or `$ALIGNLAB_NOTEBOOK`, set by the runner)."""
+    notebook = _current_notebook or os.environ.get("ALIGNLAB_NOTEBOOK")
+    if not notebook:
+        raise RuntimeError("no notebook is known yet: call check_params(<notebook stem>, globals()) first "
+                           "(the second cell of every study notebook does).")
+    return notebook
+
+
+def _as_number(name: str, value) -> float | None:
+    if hasattr(value, "item") and getattr(value, "ndim", None) == 0:
+        value = value.item()  # numpy / torch scalars
+    if not isinstance(value, numbers.Real):
+        raise ValueError(
+            f"metric {name!r} must be a single number, got {type(value).__name__} "
+            f"{repr(value)[:80]}. metrics.json is a flat mapping of names to numbers: save one "
+            f"number per name (e.g. '{name}/mean', '{name}/seed0').")
+    value = float(value)
+    return value if math.isfinite(value) else None
+
+
+def save_metrics(metrics: dict) -> None:
+    """Write `metrics.json` (a flat mapping of names to numbers) into the run folder.
+
+    Values may be int, float, bool or numpy/torch scalars; all are stored as floats, NaN and inf
+    as null. Nested values (lists, dicts) are rejected. Prints the file's path relative to the
+    project and the values."""
+    if not isinstance(metrics, dict):
+        raise ValueError(f"metrics must be a dict of names to numbers, got {type(metrics).__name__}.")
+    clean = {}
+    for name, value in metrics.items():
+        if not isinstance(name, str):
+            raise ValueError(f"metric names must be strings, got {name!r}.")
+        clean[name] = _as_number(name, value)
+    path = run_dir(current_notebook()) / "metrics.json"
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(clean, indent=2, allow_nan=False) + "\n", encoding="utf-8")
+    tmp.replace(path)
+    width = max((len(name) for name in clean), default=0)
+    print(f"metrics -> {display_path(path)}")
+    for name, value in clean.items():
+        print(f"  {name:<{width}}  {'null' if value is None else f'{value:.6g}'}")
+
+
+def save_figure(fig, name: str) -> None:
+    """Save `fig` as PDF and 300-dpi PNG under `figures/<notebook>/` and the run folder."""
+    figures.save_figure(fig, current_notebook(), name)

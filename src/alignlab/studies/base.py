@@ -1,0 +1,41 @@
+"""The parameter contract every study shares.
+
+A notebook's parameters cell is the single source of defaults. A study's `Config` is a dataclass
+whose fields are named like the parameters it uses (no defaults of its own); `from_params` picks
+them by name and runs `check`, the study's domain validation, once. The runner calls it before any
+kernel starts and the notebook's second cell calls it again, so a value edited by hand in
+JupyterLab is checked the same way.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from typing import ClassVar, Mapping
+
+
+class ParameterError(ValueError):
+    """A bad notebook, profile, parameter name or value; the message says what is allowed."""
+
+
+@dataclass
+class StudyConfig:
+    notebook: ClassVar[str] = ""
+
+    @classmethod
+    def from_params(cls, params: Mapping):
+        names = [f.name for f in fields(cls)]
+        missing = [name for name in names if name not in params]
+        if missing:
+            raise ParameterError(f"{cls.notebook or cls.__name__}: parameter(s) {', '.join(missing)} missing; "
+                                 f"they are defined in the notebook's parameters cell.")
+        config = cls(**{name: params[name] for name in names})
+        config.check()
+        return config
+
+    def check(self) -> None:
+        """Domain checks beyond the parameters cell's types and `# one of:` lists; raise
+        ParameterError naming the parameter, the value and what is allowed."""
+
+    def fail(self, name: str, message: str):
+        """Raise ParameterError for parameter `name` of this study."""
+        raise ParameterError(f"parameter {name!r} of {self.notebook}: {message}")
