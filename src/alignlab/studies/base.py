@@ -9,8 +9,9 @@ JupyterLab is checked the same way.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, fields
-from typing import ClassVar, Mapping
+from typing import ClassVar
 
 
 class ParameterError(ValueError):
