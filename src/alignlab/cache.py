@@ -46,11 +46,11 @@ import os
 import re
 import shutil
 import sys
-import tempfile
 import warnings
-from datetime import datetime, timezone
+from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Callable, TypeVar
+from typing import Any, TypeVar
 
 import numpy as np
 from filelock import FileLock
@@ -288,40 +288,6 @@ _READERS = {
 }
 
 
-def _fsync_dir(folder: Path) -> None:
-    """Make a rename durable (POSIX); harmless to skip where directories cannot be opened."""
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def atomic_write(path: Path, write: Callable[[Any], None]) -> None:
-    """Call `write(f)` on a temporary binary file beside `path`, fsync, then rename it to `path`.
-
-    If `write` raises (or the process dies) nothing appears under `path`; the temporary file
-    is removed on an exception.
-    """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    _fsync_dir(path.parent)
-
-
 # -----------------------------------------------------------------------------
 # the cache
 
@@ -371,7 +337,7 @@ class Cache:
         ext, writer, payload = _format(value)
         folder = self._folder(kind, key)
         path = folder / f"{key}{ext}"
-        atomic_write(path, lambda f: writer(f, payload))
+        paths.atomic_write(path, lambda f: writer(f, payload))
         for other in _EXTENSIONS:  # a recomputed value may have changed format
             if other != ext:
                 (folder / f"{key}{other}").unlink(missing_ok=True)
@@ -381,11 +347,11 @@ class Cache:
             "key": key,
             "format": ext.lstrip("."),
             "inputs": {name: _short_repr(v) for name, v in inputs.items()},
-            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "created": datetime.now(UTC).isoformat(timespec="seconds"),
             "bytes": path.stat().st_size,
         }
         meta_text = json.dumps(meta, indent=1, ensure_ascii=False).encode("utf-8")
-        atomic_write(folder / f"{key}{_META_SUFFIX}", lambda f: f.write(meta_text))
+        paths.atomic_write(folder / f"{key}{_META_SUFFIX}", lambda f: f.write(meta_text))
         return path
 
     def memo(self, kind: str, version: str, compute: Callable[[], T], **inputs) -> T:

@@ -15,10 +15,8 @@
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
-import tempfile
 from pathlib import Path
 
 import matplotlib as mpl
@@ -86,19 +84,6 @@ def _check_name(value: str, what: str) -> None:
         )
 
 
-def _atomic_savefig(fig, path: Path, **kwargs) -> None:
-    """Save to a temporary file beside `path`, then rename: never a half-written figure."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            fig.savefig(f, **kwargs)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def save_figure(fig, study: str, name: str) -> list[Path]:
     """Write `fig` as PDF and 300-dpi PNG to `figures/<study>/` and `<run_dir>/figures/`.
 
@@ -112,8 +97,8 @@ def save_figure(fig, study: str, name: str) -> list[Path]:
     out_dir = paths.figures_dir() / study
     pdf_path = out_dir / f"{name}.pdf"
     png_path = out_dir / f"{name}.png"
-    _atomic_savefig(fig, pdf_path, format="pdf", metadata=_PDF_METADATA)
-    _atomic_savefig(fig, png_path, format="png", dpi=PNG_DPI, metadata=_PNG_METADATA)
+    paths.atomic_write(pdf_path, lambda f: fig.savefig(f, format="pdf", metadata=_PDF_METADATA))
+    paths.atomic_write(png_path, lambda f: fig.savefig(f, format="png", dpi=PNG_DPI, metadata=_PNG_METADATA))
 
     run_figures = paths.run_dir(study) / "figures"
     run_figures.mkdir(parents=True, exist_ok=True)

@@ -22,7 +22,7 @@ import numbers
 import os
 
 from alignlab import figures
-from alignlab.paths import run_dir
+from alignlab.paths import atomic_write, run_dir
 from alignlab.run.runner import check_value, display_path, read_parameters, resolve_notebook
 from alignlab.studies.base import ParameterError
 
@@ -81,9 +81,8 @@ def save_metrics(metrics: dict) -> None:
             raise ValueError(f"metric names must be strings, got {name!r}.")
         clean[name] = _as_number(name, value)
     path = run_dir(current_notebook()) / "metrics.json"
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(clean, indent=2, allow_nan=False) + "\n", encoding="utf-8")
-    tmp.replace(path)
+    text = json.dumps(clean, indent=2, allow_nan=False) + "\n"
+    atomic_write(path, lambda f: f.write(text.encode("utf-8")))
     width = max((len(name) for name in clean), default=0)
     print(f"metrics -> {display_path(path)}")
     for name, value in clean.items():

@@ -4,6 +4,8 @@
   (or above this file, for an editable install) that holds `pyproject.toml` and `notebooks/`.
 - User cache (converted model weights, content-addressed artifacts): `$ALIGNLAB_CACHE` if set,
   else `$XDG_CACHE_HOME/alignlab`, else `~/.cache/alignlab`. Never inside the git tree.
+- Every file the project writes goes through `atomic_write`: a temporary file beside the target,
+  fsync'ed, then renamed, so a killed run never leaves a half-written file.
 - The current run folder: `$ALIGNLAB_RUN_DIR`, set by the runner for the notebook it executes;
   in an interactive session it is `results/<notebook>/interactive/`.
 """
@@ -11,7 +13,10 @@
 from __future__ import annotations
 
 import os
+import tempfile
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 
 def _looks_like_root(path: Path) -> bool:
@@ -70,3 +75,37 @@ def run_dir(notebook: str | None = None) -> Path:
         path = results_dir() / (notebook or "scratch") / "interactive"
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+def _fsync_dir(folder: Path) -> None:
+    """Make a rename durable (POSIX); harmless to skip where directories cannot be opened."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def atomic_write(path: Path, write: Callable[[Any], None]) -> None:
+    """Call `write(f)` on a temporary binary file beside `path`, fsync, then rename it to `path`.
+
+    If `write` raises (or the process dies) nothing appears under `path`; the temporary file
+    is removed on an exception.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    _fsync_dir(path.parent)
