@@ -2,10 +2,10 @@
 # virtualenv (.venv) first and installs only what changed: a second call starts at once.
 #
 #   make run     every notebook's quick profile, headless, into results/
-#   make test    the whole test suite
-#   make lab     JupyterLab on notebooks/ (installs jupyterlab on first use)
+#   make test    ruff, then the whole test suite
+#   make lab     JupyterLab on the project, opened at notebooks/
 #   make bench   the speed benchmarks in benchmarks/
-#   make strip   remove outputs from notebooks/ before committing
+#   make strip   rewrite notebooks in the form JupyterLab saves, without outputs, before committing
 
 PYTHON ?= python3
 VENV   := .venv
@@ -33,18 +33,22 @@ run: setup
 	$(VENV)/bin/alignlab run --all --profile quick
 
 test: setup
+	$(VENV)/bin/ruff check src tests benchmarks notebooks
 	$(PY) -m pytest $(ARGS)
 
+# Serves the whole project (results/ and figures/ too) and opens at notebooks/ (JupyterLab's own
+# default_url: ServerApp's is overridden by it). --allow-root only when running as root (e.g. in a
+# container), where Jupyter refuses to start without it.
 lab: setup
-	@$(PY) -c "import jupyterlab" 2>/dev/null || $(PIP) install --quiet -e ".[lab]"
-	$(VENV)/bin/jupyter lab notebooks/
+	$(VENV)/bin/jupyter lab --ServerApp.root_dir=. --LabApp.default_url=/lab/tree/notebooks \
+		$(if $(filter 0,$(shell id -u)),--allow-root)
 
 bench: setup
 	$(PY) benchmarks/bench_scoring.py
 	@for f in benchmarks/bench_*.py; do [ "$$f" = benchmarks/bench_scoring.py ] || $(PY) $$f; done
 
-strip:
-	$(PY) -m alignlab.run.notebooks strip notebooks/*.ipynb
+strip: setup
+	$(PY) -m alignlab.run.notebooks strip notebooks/*.ipynb tests/notebooks/*.ipynb
 
 clean:
 	rm -rf results/ .pytest_cache

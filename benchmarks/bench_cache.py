@@ -12,15 +12,16 @@ import os
 import sys
 import time
 
+from alignlab.run.execute import run_notebook
+from alignlab.run.params import parse_value
+
 
 def run(notebook, overrides, cold):
-    from alignlab.run import runner
-
     os.environ.pop("ALIGNLAB_NO_CACHE", None)
     if cold:
         os.environ["ALIGNLAB_NO_CACHE"] = "1"
     start = time.perf_counter()
-    result = runner.run_notebook(notebook, "quick", overrides, progress_bar=False)
+    result = run_notebook(notebook, "quick", overrides, progress_bar=False)
     seconds = time.perf_counter() - start
     os.environ.pop("ALIGNLAB_NO_CACHE", None)
     if result.status != "ok":
@@ -29,8 +30,6 @@ def run(notebook, overrides, cold):
 
 
 def main():
-    from alignlab.run.runner import parse_value
-
     args = sys.argv[1:]
     notebook = args.pop(0) if args and not args[0].startswith("-") else "01_w2sg_ensembles"
     overrides = {}

@@ -13,9 +13,11 @@ import argparse
 import time
 
 import numpy as np
+import torch
 
-from alignlab import data, models
+from alignlab import data
 from alignlab.lm.scoring import score_pairs, score_pairs_naive
+from alignlab.models.load import load_causal_lm
 
 
 def timed(fn):
@@ -35,7 +37,7 @@ def main():
     pairs = [(f"Q: {row['question']} A:", f" {choice}")
              for row in test
              for choice in [row["correct_answer"], row["distractor1"], row["distractor2"], row["distractor3"]]]
-    model, tokenizer = models.load_causal_lm(args.model)
+    model, tokenizer = load_causal_lm(args.model)
     score_pairs(model, tokenizer, pairs[:8], batch_size=8)  # warm-up: allocator, kernels
 
     naive, naive_s = timed(lambda: score_pairs_naive(model, tokenizer, pairs))
@@ -44,7 +46,7 @@ def main():
     assert max_diff < 1e-3, f"batched and naive scores disagree by {max_diff}"
 
     print(f"model {args.model}, {len(pairs)} (question, candidate) pairs, torch threads: "
-          f"{__import__('torch').get_num_threads()}")
+          f"{torch.get_num_threads()}")
     print(f"naive   : {naive_s:7.2f} s  {len(pairs) / naive_s:7.1f} pairs/s")
     print(f"batched : {batched_s:7.2f} s  {len(pairs) / batched_s:7.1f} pairs/s  (batch {args.batch_size})")
     print(f"max |difference| of summed log-likelihoods: {max_diff:.2e}")

@@ -1,4 +1,5 @@
-"""Training-loop speed: alignlab.training.learners's fine-tuning loop vs a naive loop, same model and data, one run.
+"""Training-loop speed: the fine-tuning loop of alignlab.training.learners vs a naive loop, same model and
+data, one run.
 
     .venv/bin/python benchmarks/bench_train.py [--model minilm-l6] [--n 64] [--batch-size 16] [--epochs 1]
 
@@ -40,9 +41,9 @@ def main():
     args = parser.parse_args()
 
     from alignlab import data
-    from alignlab.models import load_classifier
-    from alignlab.training.learners import TrainConfig, finetune_classifier, train_head
-    from alignlab.studies.w2sg.pipeline import features
+    from alignlab.models.load import load_classifier
+    from alignlab.training.learners import FitConfig, finetune_classifier, train_head
+    from alignlab.training.w2s import cached_features
 
     ds = data.binary_view(data.load("world-facts", "train"))
     texts, labels = list(ds["text"][:args.n]), np.asarray(ds["label"][:args.n])
@@ -58,7 +59,8 @@ def main():
     naive_s = time.perf_counter() - start
 
     classifier.load_state_dict(initial)
-    config = TrainConfig(loss="xent", epochs=args.epochs, lr=5e-5, batch_size=args.batch_size, weight_decay=0.0)
+    config = FitConfig(loss="xent", epochs=args.epochs, lr=5e-5, batch_size=args.batch_size, weight_decay=0.0,
+                       alpha_max=0.75, warmup_frac=0.2, seed=0)
     start = time.perf_counter()
     finetune_classifier((classifier, tokenizer), texts, labels, config)
     ours_s = time.perf_counter() - start
@@ -68,9 +70,10 @@ def main():
     print(f"alignlab loop: {ours_s:8.2f} s  {n / ours_s:8.1f} ex/s")
     print(f"speed-up: {naive_s / ours_s:.1f}x (target >= 2x)")
 
-    X = features(args.model, texts)  # cached after the first run
+    X = cached_features(args.model, texts)  # cached after the first run
     start = time.perf_counter()
-    train_head(X, labels, TrainConfig(epochs=100))
+    train_head(X, labels, FitConfig(loss="xent", epochs=100, lr=1e-2, batch_size=4096, weight_decay=1e-3,
+                                    alpha_max=0.75, warmup_frac=0.2, seed=0))
     print(f"probe mode (cached features, 100 full-batch steps): {time.perf_counter() - start:.2f} s "
           f"for {args.n} examples x 100 epochs")
 

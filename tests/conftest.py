@@ -16,7 +16,7 @@ def run_study(tmp_path, monkeypatch):
     The notebook is copied into a temporary project (its own results/, figures/ and registry), so a
     test run never touches the checkout's results. The user cache of converted models is shared;
     artifact reads are disabled (ALIGNLAB_NO_CACHE=1) so the smoke run really computes."""
-    from alignlab.run import runner
+    from alignlab.run.execute import run_notebook
 
     (tmp_path / "pyproject.toml").write_text("[project]\nname = 'smoke'\n")
     (tmp_path / "notebooks").mkdir()
@@ -27,7 +27,7 @@ def run_study(tmp_path, monkeypatch):
 
     def run(notebook: str, **overrides):
         shutil.copy(REPO / "notebooks" / f"{notebook}.ipynb", tmp_path / "notebooks")
-        result = runner.run_notebook(notebook, "quick", overrides, progress_bar=False)
+        result = run_notebook(notebook, "quick", overrides, progress_bar=False)
         assert result.status == "ok", f"{notebook} failed in cell {result.failed_cell}: {result.error}"
         metrics = json.loads((tmp_path / result.run_dir / "metrics.json").read_text())
         return result, metrics

@@ -43,6 +43,16 @@ def test_memo_computes_once(cache):
     assert first == second == {"acc": 0.8, "n": 3}
 
 
+def test_lookup_reads_without_computing_or_writing(cache, monkeypatch):
+    assert cache.lookup("generation", "1", prompt="Q: a") == (False, None)
+    assert not (cache.root / "generation").exists()  # a miss writes nothing, not even a lock
+    cache.memo("generation", "1", lambda: "Paris", prompt="Q: a")
+    assert cache.lookup("generation", "1", prompt="Q: a") == (True, "Paris")
+    assert cache.lookup("generation", "2", prompt="Q: a") == (False, None)
+    monkeypatch.setenv("ALIGNLAB_NO_CACHE", "1")
+    assert cache.lookup("generation", "1", prompt="Q: a") == (False, None)
+
+
 def test_memo_layout_and_sidecar(cache):
     cache.memo("metrics", "1", lambda: [1, 2], seed=0, data=np.arange(3))
     key = cache.key("metrics", "1", seed=0, data=np.arange(3))

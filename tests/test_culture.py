@@ -1,9 +1,10 @@
-"""Study 04 (cultural dimensions): the item bank, the CDEval loader, pole mapping, order swap,
-aggregation and CIs, consistency, parameter checks, and a notebook smoke test."""
+"""Study 04 (cultural dimensions): the item bank, the CDEval loader, order swap, aggregation and
+CIs, consistency, the report, parameter checks, and a notebook smoke test."""
 
+import dataclasses
 import json
-import os
 import shutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -12,8 +13,10 @@ import pandas as pd
 import pytest
 
 from alignlab import paths
-from alignlab.studies.culture import orientation as culture
 from alignlab.data import cultural, list_datasets, load
+from alignlab.studies.base import ParameterError
+from alignlab.studies.culture import aggregation, prompts, report, scoring
+from alignlab.studies.culture.config import METHODS, TEMPLATES, Config
 
 REAL_CDEVAL = paths.project_root().parent / "shared" / "fixtures" / "real" / "cdeval"
 REPO = Path(__file__).resolve().parents[1]
@@ -121,21 +124,7 @@ def test_sample_per_cell_is_random_and_capped():
 
 
 # ---------------------------------------------------------------------------------------------
-# Poles, prompts and the order swap
-
-def test_pole_mapping():
-    expected = {"PDI": "high power distance", "IDV": "individualism", "UAI": "high uncertainty avoidance",
-                "MAS": "masculinity", "LTO": "long-term orientation", "IVR": "indulgence"}
-    for dim, high in expected.items():
-        assert culture.pole(dim, 1) == high
-        assert culture.pole(dim, 2) == cultural.POLES[dim][1] != high
-    assert culture.pole("IDV", 2) == "collectivism" and culture.pole("MAS", 2) == "femininity"
-    assert culture.pole("IVR", 2) == "restraint" and culture.pole("LTO", 2) == "short-term orientation"
-    with pytest.raises(ValueError, match="dimension"):
-        culture.pole("HOF", 1)
-    with pytest.raises(ValueError, match="1 or 2"):
-        culture.pole("PDI", 3)
-
+# Prompts and the order swap
 
 def items_df():
     rows = [{"id": f"t{i}", **r} for i, r in enumerate(SCHEMA_ITEMS)]
@@ -143,16 +132,16 @@ def items_df():
 
 
 def test_order_swap_flips_labels_and_probability():
-    prompts = culture.build_prompts(items_df(), "choice", ["letters"])
-    original = prompts[prompts["order"] == "original"].iloc[0]
-    swapped = prompts[prompts["order"] == "swapped"].iloc[0]
+    table = prompts.build_prompts(items_df(), "choice", ["letters"])
+    original = table[table["order"] == "original"].iloc[0]
+    swapped = table[table["order"] == "swapped"].iloc[0]
     opt1, opt2 = SCHEMA_ITEMS[0]["Option 1"], SCHEMA_ITEMS[0]["Option 2"]
     assert f"A. {opt1}\nB. {opt2}" in original["context"]
     assert f"A. {opt2}\nB. {opt1}" in swapped["context"]
     # the model prefers label A (first listed) with p = 0.8 in both orders: pure position bias
     logp_a, logp_b = np.log([0.8, 0.8]), np.log([0.2, 0.2])
-    pair = prompts[prompts["id"] == "t0"]
-    scored = culture.orientation(pair, logp_a, logp_b)
+    pair = table[table["id"] == "t0"]
+    scored = scoring.orientation(pair, logp_a, logp_b)
     assert np.allclose(scored["p_first"], 0.8)
     assert np.allclose(scored["p_high"], [0.8, 0.2])  # original: A is Option 1; swapped: A is Option 2
     assert scored["chose_first"].all() and scored["chose_high"].tolist() == [True, False]
@@ -163,11 +152,11 @@ def test_prompts_use_chat_template_only_when_present():
     from alignlab.testing import tiny_causal_lm
 
     _, base_tok = tiny_causal_lm("gpt2")
-    assert not culture.has_chat_template(base_tok)
-    base = culture.build_prompts(items_df(), "choice", ["numbered"], base_tok)
+    assert not prompts.has_chat_template(base_tok)
+    base = prompts.build_prompts(items_df(), "choice", ["numbered"], base_tok)
     assert base["context"].iloc[0].endswith("Answer with 1 or 2.\nAnswer: Option ")
     base_tok.chat_template = "{% for m in messages %}<u>{{ m['content'] }}</u>{% endfor %}<a>"
-    chat = culture.build_prompts(items_df(), "loglik", [], base_tok)
+    chat = prompts.build_prompts(items_df(), "loglik", [], base_tok)
     assert chat["context"].iloc[0] == "<u>" + SCHEMA_ITEMS[0]["Question"] + "</u><a>"
     assert chat["first"].iloc[0] == SCHEMA_ITEMS[0]["Option 1"]
 
@@ -187,9 +176,9 @@ def test_scoring_end_to_end_on_tiny_model():
     from alignlab.testing import tiny_causal_lm
 
     model, tok = tiny_causal_lm("llama")
-    for method, templates, n in (("loglik", [], 3), ("choice", list(culture.TEMPLATES), 18)):
-        prompts = culture.build_prompts(items_df(), method, templates, tok)
-        scored = culture.orientation(prompts, *culture.score_prompts(model, tok, prompts, method))
+    for method, templates, n in (("loglik", [], 3), ("choice", list(TEMPLATES), 18)):
+        table = prompts.build_prompts(items_df(), method, templates, tok)
+        scored = scoring.orientation(table, *scoring.score_prompts(model, tok, table, method))
         assert len(scored) == n and scored["p_high"].between(0, 1).all()
         swapped = scored["order"] == "swapped"
         assert np.allclose(scored.loc[swapped, "p_high"], 1 - scored.loc[swapped, "p_first"])
@@ -206,7 +195,7 @@ def hand_table():
     for model in ("a", "b"):
         for i in range(4):
             for template in ("t1", "t2"):
-                for order in culture.ORDERS:
+                for order in prompts.ORDERS:
                     if model == "a":
                         p_high = 0.9 if i < 3 else 0.1
                         p_first = p_high if order == "original" else 1 - p_high
@@ -221,12 +210,12 @@ def hand_table():
 
 
 def test_aggregate_means_and_cis():
-    table = culture.aggregate(hand_table(), n_boot=500, seed=0).set_index("model")
+    table = aggregation.aggregate(hand_table(), n_boot=500, seed=0).set_index("model")
     assert np.isclose(table.loc["a", "mean"], 0.7) and np.isclose(table.loc["b", "mean"], 0.5)
     assert table.loc["a", "lo"] < 0.7 < table.loc["a", "hi"] and table.loc["a", "lo"] >= 0.1
     assert np.isclose(table.loc["b", "lo"], 0.5) and np.isclose(table.loc["b", "hi"], 0.5)  # no spread
     assert table.loc["a", "n_items"] == 4 and table.loc["a", "n_templates"] == 2
-    domains = culture.aggregate(hand_table(), by=("model", "method", "Dimension", "Domain"), n_boot=200)
+    domains = aggregation.aggregate(hand_table(), by=("model", "method", "Dimension", "Domain"), n_boot=200)
     a = domains[domains["model"] == "a"].set_index("Domain")
     assert np.isclose(a.loc["Work", "mean"], 0.9) and np.isclose(a.loc["Arts", "mean"], 0.5)
     assert list(domains["Domain"][:2]) == ["Work", "Arts"]  # DOMAINS order
@@ -234,71 +223,166 @@ def test_aggregate_means_and_cis():
 
 def test_two_way_bootstrap_reduces_to_item_bootstrap():
     matrix = np.array([[0.0], [1.0], [1.0], [0.0]])
-    mean, lo, hi = culture.two_way_bootstrap(matrix, n_boot=2000, seed=0)
+    mean, lo, hi = aggregation.two_way_bootstrap(matrix, n_boot=2000, seed=0)
     assert mean == 0.5 and 0.0 <= lo < 0.5 < hi <= 1.0
-    assert culture.two_way_bootstrap(matrix, n_boot=500, seed=3) == culture.two_way_bootstrap(matrix, n_boot=500, seed=3)
+    again = aggregation.two_way_bootstrap(matrix, n_boot=500, seed=3)
+    assert aggregation.two_way_bootstrap(matrix, n_boot=500, seed=3) == again
     with pytest.raises(ValueError):
-        culture.two_way_bootstrap(np.zeros((0, 2)))
+        aggregation.two_way_bootstrap(np.zeros((0, 2)))
 
 
 def test_consistency_and_position_bias():
     scores = hand_table()
-    consist = culture.consistency(scores, n_boot=200).set_index("model")
+    consist = aggregation.consistency(scores, n_boot=200).set_index("model")
     assert consist.loc["a", "consistency"] == 1.0 and consist.loc["b", "consistency"] == 0.0
-    per_template = culture.consistency(scores, by=("model", "template"), n_boot=200)
+    per_template = aggregation.consistency(scores, by=("model", "template"), n_boot=200)
     assert len(per_template) == 4
-    bias = culture.position_bias(scores, n_boot=200).set_index("model")
+    bias = aggregation.position_bias(scores, n_boot=200).set_index("model")
     assert bias.loc["a", "first_share"] == 0.5 and bias.loc["b", "first_share"] == 1.0
 
 
 def test_compare_with_paper_and_conclusion():
     scores = hand_table()
-    dims = culture.aggregate(scores, n_boot=300)
-    compared = culture.compare_with_paper(dims).set_index("model")
-    assert culture.classify(0.55, 0.8) == "high" and culture.classify(0.2, 0.45) == "low"
-    assert culture.classify(0.4, 0.6) == "middle"
+    dims = aggregation.aggregate(scores, n_boot=300)
+    compared = report.compare_with_paper(dims).set_index("model")
+    assert report.classify(0.55, 0.8) == "high" and report.classify(0.2, 0.45) == "low"
+    assert report.classify(0.4, 0.6) == "middle"
     assert compared.loc["b", "observed"] == "middle" and compared.loc["a", "paper"] == "low"
     assert not compared.loc["b", "match"]  # the paper expects low PDI
-    text = culture.conclusion(dims, culture.consistency(scores, n_boot=200), culture.position_bias(scores, n_boot=200),
-                              culture.stability(scores, dims, n_boot=200))
+    text = report.conclusion(dims, aggregation.consistency(scores, n_boot=200),
+                             aggregation.position_bias(scores, n_boot=200),
+                             aggregation.stability(scores, dims, n_boot=200))
     assert "`b` picks the first-listed option in 1.00" in text and "no stable orientation" in text
-    m = culture.metrics(dims, culture.consistency(scores, n_boot=200))
+    m = report.metrics(dims, aggregation.consistency(scores, n_boot=200))
     assert m["orientation_a_PDI"] == pytest.approx(0.7) and m["consistency_b"] == 0.0
+
+
+def test_loglik_only_has_no_forced_choice_tables():
+    scores = hand_table().assign(method="loglik", template="loglik")
+    scores = scores[scores["order"] == "original"]
+    assert aggregation.consistency(scores).empty and aggregation.position_bias(scores).empty
+    dims = aggregation.aggregate(scores, n_boot=200)
+    consist, bias = aggregation.consistency(scores), aggregation.position_bias(scores)
+    m = report.metrics(dims, consist, bias)
+    assert pd.Series(m).equals(pd.Series(report.metrics(dims, consist, None)))  # NaN == NaN here
+    assert np.isnan(m["consistency_a"]) and "position_bias_a" not in m
+    assert m["orientation_a_PDI"] == m["orientation_loglik_a_PDI"]
+    text = report.conclusion(dims, consist, bias, aggregation.stability(scores, dims, n_boot=200))
+    assert "Position bias" not in text
+
+
+def test_report_tables_and_figures():
+    import matplotlib.pyplot as plt
+
+    scores = hand_table()
+    dims = aggregation.aggregate(scores, n_boot=200)
+    both = pd.concat([dims, dims.assign(method="loglik")], ignore_index=True)
+    figs = report.heatmaps(both, ["loglik", "choice"])
+    assert list(figs) == ["heatmap-loglik", "heatmap"]
+    assert list(report.heatmaps(both, ["loglik"])) == ["heatmap"]
+    domains = aggregation.aggregate(scores, by=("model", "method", "Dimension", "Domain"), n_boot=200)
+    figs["domains"] = report.plot_domains(domains, "choice")
+    figs["items"] = report.plot_item_orientations(scores, "choice")
+    legend = figs["items"].axes[0].get_legend()
+    assert [t.get_text() for t in legend.get_texts()] == ["a", "b"]
+    for fig in figs.values():
+        plt.close(fig)
+    summary = report.score_summary(scores)
+    assert summary.index.names == ["model", "method", "template", "order"]
+    counts = report.item_counts(items_df())
+    assert list(counts.index) == list(cultural.DIMENSIONS) and counts.loc["UAI"].sum() == 2
+
+
+def test_load_items_accepts_an_absolute_path(schema_file):
+    items = prompts.load_items("cdeval", n_per_cell=5, seed=0, path=str(schema_file.resolve()))
+    assert len(items) == 3 and set(items["Dimension"]) == {"UAI", "PDI"}
+    assert "PDI" in prompts.bank_summary()
+
+
+def test_score_models_caches_per_model_and_method(tmp_path, monkeypatch):
+    from alignlab.testing import tiny_causal_lm
+
+    model, tokenizer = tiny_causal_lm("llama")
+    model.save_pretrained(tmp_path / "tiny")
+    tokenizer.save_pretrained(tmp_path / "tiny")
+    monkeypatch.setenv("ALIGNLAB_CACHE", str(tmp_path / "cache"))
+    name = str(tmp_path / "tiny")
+    scores = scoring.score_models(items_df(), [name], ["loglik", "choice"], ["letters"], batch_size=4)
+    assert len(scores) == 3 + 3 * 2 and set(scores["method"]) == {"loglik", "choice"}
+    again = scoring.score_models(items_df(), [name], ["loglik", "choice"], ["letters"], batch_size=2)
+    pd.testing.assert_frame_equal(scores, again)
+    entries = list((tmp_path / "cache" / "artifacts" / "culture_scores").glob("*/*.parquet"))
+    assert len(entries) == 2
 
 
 # ---------------------------------------------------------------------------------------------
 # Parameters
 
-@pytest.mark.parametrize("kwargs, words", [
-    ({"models": []}, "models"),
-    ({"dataset": "sciq"}, "dataset must be one of"),
-    ({"methods": ["vote"]}, "methods must be"),
-    ({"templates": ["numbered", "numbered"]}, "templates must be"),
-    ({"templates": ["fancy"]}, "numbered, letters, preference"),
-    ({"n_per_cell": 0}, "n_per_cell"),
-    ({"n_boot": 10}, "n_boot must be an int >= 100"),
+GOOD = dict(models=["smollm2-135m"], dataset="cultural-items", cdeval_path=None, n_per_cell=5, sample_seed=0,
+            methods=["loglik", "choice"], templates=list(TEMPLATES), n_boot=1000, bootstrap_seed=0, batch_size=16)
+
+
+@pytest.mark.parametrize("name, value, words", [
+    ("models", [], "non-empty list without repeats"),
+    ("models", ["smollm2-135m", "smollm2-135m"], "without repeats"),
+    ("dataset", "sciq", "one of: cultural-items, cdeval"),
+    ("cdeval_path", 3, "CDEval.json"),
+    ("n_per_cell", 0, "int >= 1"),
+    ("sample_seed", 0.5, "must be an int"),
+    ("methods", ["vote"], "distinct values from: loglik, choice"),
+    ("methods", [], "non-empty list"),
+    ("methods", ["loglik", "loglik"], "distinct"),
+    ("templates", ["numbered", "numbered"], "distinct values"),
+    ("templates", ["fancy"], "numbered, letters, preference"),
+    ("templates", [], "non-empty list"),
+    ("n_boot", 10, "int >= 100"),
+    ("bootstrap_seed", "0", "must be an int"),
+    ("batch_size", 0, "int >= 1"),
 ])
-def test_bad_parameters_fail_fast(kwargs, words):
-    good = dict(models=["smollm2-135m"], dataset="cultural-items", methods=["loglik", "choice"],
-                templates=list(culture.TEMPLATES), n_per_cell=5, n_boot=1000)
-    culture.check_settings(**good)
-    with pytest.raises(ValueError, match=words):
-        culture.check_settings(**{**good, **kwargs})
+def test_each_check_names_the_parameter(name, value, words):
+    Config.from_params(GOOD)
+    with pytest.raises(ParameterError, match=words) as error:
+        Config.from_params({**GOOD, name: value})
+    assert f"parameter {name!r} of 04_cultural_dimensions" in str(error.value)
+    assert repr(value) in str(error.value)
+
+
+def test_config_fields_are_the_notebook_parameters():
+    from alignlab.run.params import read_parameters
+
+    assert [f.name for f in dataclasses.fields(Config)] == list(read_parameters("04_cultural_dimensions"))
+    assert all(f.default is dataclasses.MISSING for f in dataclasses.fields(Config))
+
+
+def test_templates_are_only_checked_for_forced_choice():
+    config = Config.from_params({**GOOD, "methods": ["loglik"], "templates": []})
+    assert config.main_method == "loglik"
+    assert Config.from_params(GOOD).main_method == "choice"
+    assert set(METHODS) == {"loglik", "choice"}
     with pytest.raises(ValueError, match="method must be"):
-        culture.build_prompts(items_df(), "vote")
+        prompts.build_prompts(items_df(), "vote")
 
 
-def test_notebook_rejects_bad_parameter_before_running(tmp_path, monkeypatch):
-    from alignlab.run import runner
+def test_config_imports_without_heavy_modules():
+    code = ("import sys, alignlab.studies.culture.config; "
+            "heavy = [m for m in ('torch', 'transformers', 'pandas', 'sklearn') if m in sys.modules]; "
+            "assert not heavy, heavy")
+    subprocess.run([sys.executable, "-c", code], check=True)
 
-    with pytest.raises(runner.ParameterError, match="dataset"):
-        runner.resolve_params("04_cultural_dimensions", "quick", {"dataset": "nope"})
-    paper = runner.load_profile("paper")["04_cultural_dimensions"]
+
+def test_notebook_rejects_bad_parameter_before_running():
+    from alignlab.run.params import check_value, load_profile, read_parameters, resolve_params
+
+    with pytest.raises(ParameterError, match="dataset"):
+        resolve_params("04_cultural_dimensions", "quick", {"dataset": "nope"})
+    with pytest.raises(ParameterError, match="n_boot"):
+        resolve_params("04_cultural_dimensions", "quick", {"n_boot": 50})  # Config.check, in the runner
+    paper = load_profile("paper")["04_cultural_dimensions"]
     assert paper["dataset"] == "cdeval" and all("Instruct" in m for m in paper["models"])
-    parameters = runner.read_parameters("04_cultural_dimensions")
+    parameters = read_parameters("04_cultural_dimensions")
     for name, value in paper.items():  # model names need the hub, which tests cannot reach
         if name != "models":
-            runner.check_value("04_cultural_dimensions", parameters[name], value)
+            check_value("04_cultural_dimensions", parameters[name], value)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -306,9 +390,7 @@ def test_notebook_rejects_bad_parameter_before_running(tmp_path, monkeypatch):
 
 @pytest.mark.slow
 def test_notebook_smoke(tmp_path, monkeypatch):
-    from alignlab.run import cli
-    from alignlab.run import registry
-    from alignlab.run import runner
+    from alignlab.run import cli, registry
 
     (tmp_path / "pyproject.toml").write_text("[project]\nname = 'tmp'\n")
     for folder in ("notebooks", "profiles", "data"):

@@ -7,7 +7,13 @@ from sklearn.ensemble import AdaBoostClassifier
 from sklearn.tree import DecisionTreeClassifier
 
 from alignlab.training import ensembles
-from alignlab.training.learners import ProbeLearner, TrainConfig
+from alignlab.training.learners import FitConfig, ProbeLearner
+
+
+def fit_config(**overrides) -> FitConfig:
+    """Probe-mode settings of study 01's quick profile, with `overrides`."""
+    return FitConfig(**{"loss": "xent", "epochs": 100, "lr": 1e-2, "batch_size": 4096, "weight_decay": 1e-3,
+                        "alpha_max": 0.75, "warmup_frac": 0.2, "seed": 0, **overrides})
 
 
 def test_bootstrap_draws_with_replacement():
@@ -37,7 +43,7 @@ class RecordingLearner:
 def test_bagging_trains_members_on_resamples_of_the_given_indices():
     learner = RecordingLearner()
     idx = np.arange(100, 200)
-    members = ensembles.bagging(learner, "train", idx, np.zeros(100, int), TrainConfig(), n_members=5, seed=3)
+    members = ensembles.bagging(learner, "train", idx, np.zeros(100, int), fit_config(), n_members=5, seed=3)
     assert members == [1, 2, 3, 4, 5]
     seen = [c[0] for c in learner.calls]
     assert all(np.isin(s, idx).all() and len(np.unique(s)) < 100 for s in seen)
@@ -92,7 +98,7 @@ def test_adaboost_passes_weights_into_the_head_loss():
     X = rng.normal(size=(200, 5)).astype(np.float32)
     y = (X[:, 0] + 0.8 * rng.normal(size=200) > 0).astype(int)
     learner = ProbeLearner({"train": X, "validation": X[:50]})
-    members, alphas, errors = ensembles.adaboost(learner, "train", np.arange(200), y, TrainConfig(epochs=100),
+    members, alphas, errors = ensembles.adaboost(learner, "train", np.arange(200), y, fit_config(epochs=100),
                                                  n_rounds=4, seed=0)
     assert 1 <= len(members) <= 4 and all(a > 0 for a in alphas)
     assert errors[0] < 0.5

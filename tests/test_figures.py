@@ -58,10 +58,10 @@ def test_figsize():
         figures.figsize("page")
 
 
-def test_save_figure_writes_pdf_and_png_in_both_places(dirs, table):
+def test_export_figure_writes_pdf_and_png_in_both_places(dirs, table):
     root, run = dirs
     fig = _figure(table)
-    written = figures.save_figure(fig, "01_w2sg", "pgr-bars")
+    written = figures.export_figure(fig, "01_w2sg", "pgr-bars")
     expected = [
         root / "figures" / "01_w2sg" / "pgr-bars.pdf",
         root / "figures" / "01_w2sg" / "pgr-bars.png",
@@ -83,26 +83,26 @@ def test_save_figure_writes_pdf_and_png_in_both_places(dirs, table):
 
 
 @pytest.mark.parametrize("bad", ["", "a b", "../up", "x/y", "fig.pdf", "naïve"])
-def test_save_figure_rejects_bad_names(dirs, table, bad):
+def test_export_figure_rejects_bad_names(dirs, table, bad):
     fig = _figure(table)
     with pytest.raises(ValueError, match="letters, digits"):
-        figures.save_figure(fig, "study", bad)
+        figures.export_figure(fig, "study", bad)
     with pytest.raises(ValueError, match="study"):
-        figures.save_figure(fig, bad, "ok")
+        figures.export_figure(fig, bad, "ok")
     plt.close(fig)
 
 
 def test_pdf_bytes_are_deterministic(dirs, table):
     root, _ = dirs
     fig = _figure(table)
-    first = figures.save_figure(fig, "s", "a")[0].read_bytes()
-    second = figures.save_figure(fig, "s", "a")[0].read_bytes()
+    first = figures.export_figure(fig, "s", "a")[0].read_bytes()
+    second = figures.export_figure(fig, "s", "a")[0].read_bytes()
     assert first == second
     assert b"CreationDate" not in first
     plt.close(fig)
     # a fresh figure with the same drawing gives the same bytes too
     again = _figure(table)
-    assert figures.save_figure(again, "s", "b")[0].read_bytes() == first
+    assert figures.export_figure(again, "s", "b")[0].read_bytes() == first
     plt.close(again)
 
 

@@ -1,9 +1,11 @@
-"""In-context W2SG: prompts, label flips, the three retrievers, and a run on a tiny model."""
+"""In-context W2SG: prompts, label flips, the three retrievers, and runs on a tiny model."""
 
 import numpy as np
 import pytest
 
-from alignlab.studies.w2sg import icl
+from alignlab.run.params import read_parameters
+from alignlab.studies.w2sg import icl, report
+from alignlab.studies.w2sg.config import Config
 
 
 def test_prompt_format():
@@ -53,7 +55,7 @@ def test_run_icl_seed_on_a_tiny_model(monkeypatch, tmp_path):
 
     monkeypatch.setenv("ALIGNLAB_CACHE", str(tmp_path))
     tiny = tiny_causal_lm("llama")
-    monkeypatch.setattr("alignlab.models.load_causal_lm", lambda name: tiny)
+    monkeypatch.setattr("alignlab.studies.w2sg.icl.load_causal_lm", lambda name: tiny)
     rng = np.random.default_rng(0)
     pool = [f"Q: item {i}? A: answer {i % 7}" for i in range(40)]
     gold = np.array([i % 2 for i in range(40)])
@@ -69,3 +71,33 @@ def test_run_icl_seed_on_a_tiny_model(monkeypatch, tmp_path):
     assert all(0 <= r["acc"] <= 1 for r in rows)
     zero = [r for r in rows if r["k"] == 0]
     assert len({r["acc"] for r in zero}) == 1  # the zero-shot prompt is shared
+
+
+def test_run_icl_study_uses_the_first_pair_and_the_first_seeds(monkeypatch, tmp_path):
+    from alignlab.testing import tiny_causal_lm
+
+    monkeypatch.setenv("ALIGNLAB_CACHE", str(tmp_path))
+    tiny = tiny_causal_lm("llama")
+    monkeypatch.setattr("alignlab.studies.w2sg.icl.load_causal_lm", lambda name: tiny)
+    rng = np.random.default_rng(0)
+    monkeypatch.setattr("alignlab.studies.w2sg.icl.cached_features",
+                        lambda name, texts: rng.normal(size=(len(texts), 8)))
+    defaults = {name: p.default for name, p in read_parameters("01_w2sg_ensembles").items()}
+    config = Config.from_params({**defaults, "weak_models": ["w", "w2"], "strong_models": ["s", "s2"],
+                                 "seeds": [3, 4, 5], "icl_n_seeds": 2, "icl_k": [0, 2],
+                                 "icl_retrievers": ["random", "bm25"], "icl_sources": ["weak", "gold"],
+                                 "n_icl_questions": 4})
+    texts = {"train": [f"Q: item {i}? A: answer {i % 7}" for i in range(40)],
+             "test": [f"Q: query {i}? A: answer {i % 5}" for i in range(10)]}
+    labels = {"train": np.array([i % 2 for i in range(40)]), "test": np.array([i % 2 for i in range(10)])}
+    half2 = np.arange(20, 40)
+    soft = np.stack([1 - labels["train"][half2] * 0.8 - 0.1, labels["train"][half2] * 0.8 + 0.1], 1)
+    teacher_labels = {("w -> s", seed): (half2, soft) for seed in (3, 4, 5)}  # the second pair is not used
+    out = icl.run_icl_study(config, texts, labels, teacher_labels)
+    assert sorted(set(out.seed)) == [3, 4] and set(out.n) == {4}
+    assert len(out) == 2 * 3 * 2  # seeds x (retriever, source) combinations x k
+    headline = report.icl_headline(out)
+    assert headline["icl_k_max"] == 2
+    assert {"icl_acc_weak_labels", "icl_acc_gold_labels", "icl_acc_bm25"} <= set(headline)
+    assert report.icl_conclusion(out).startswith("5. *In-context W2SG*: weak-labelled demonstrations (k=2, random)")
+    assert len(report.icl_summary_table(out)) == 6

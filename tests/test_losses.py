@@ -5,15 +5,23 @@ import math
 import pytest
 import torch
 
-from alignlab.training.losses import (balanced_threshold, compute_loss, confidence_loss, confidence_weight, harden,
-                             product_loss, soft_cross_entropy)
+from alignlab.training.losses import (
+    balanced_threshold,
+    compute_loss,
+    confidence_loss,
+    confidence_weight,
+    harden,
+    product_loss,
+    soft_cross_entropy,
+)
 
 
 def test_soft_cross_entropy_matches_torch_on_hard_and_soft_targets():
     logits = torch.tensor([[2.0, -1.0], [0.5, 0.3], [-1.0, 1.0]])
     hard = torch.tensor([0, 1, 1])
     onehot = torch.nn.functional.one_hot(hard, 2).float()
-    assert soft_cross_entropy(logits, onehot).item() == pytest.approx(torch.nn.functional.cross_entropy(logits, hard).item())
+    expected = torch.nn.functional.cross_entropy(logits, hard).item()
+    assert soft_cross_entropy(logits, onehot).item() == pytest.approx(expected)
     soft = torch.tensor([[0.7, 0.3], [0.5, 0.5], [0.1, 0.9]])
     expected = torch.nn.functional.cross_entropy(logits, soft).item()  # torch accepts probabilities too
     assert soft_cross_entropy(logits, soft).item() == pytest.approx(expected)
@@ -62,7 +70,8 @@ def test_confidence_loss_endpoints():
     assert confidence_loss(logits, weak, 1.0).item() == pytest.approx(soft_cross_entropy(logits, hard).item())
     # the mixture is linear in alpha
     mid = confidence_loss(logits, weak, 0.4).item()
-    assert mid == pytest.approx(0.6 * soft_cross_entropy(logits, weak).item() + 0.4 * soft_cross_entropy(logits, hard).item(), rel=1e-5)
+    ends = soft_cross_entropy(logits, weak).item(), soft_cross_entropy(logits, hard).item()
+    assert mid == pytest.approx(0.6 * ends[0] + 0.4 * ends[1], rel=1e-5)
     # the self-labels carry no gradient of their own: the gradient equals CE's against fixed targets
     logits.requires_grad_(True)
     confidence_loss(logits, weak, 0.5).backward()
@@ -74,7 +83,8 @@ def test_confidence_loss_endpoints():
 def test_product_loss_and_dispatch():
     logits = torch.tensor([[1.0, 0.0], [0.0, 2.0]])
     weak = torch.tensor([[0.8, 0.2], [0.3, 0.7]])
-    assert product_loss(logits, weak, beta=0.0).item() == pytest.approx(soft_cross_entropy(logits, weak).item(), rel=1e-5)
+    plain = soft_cross_entropy(logits, weak).item()
+    assert product_loss(logits, weak, beta=0.0).item() == pytest.approx(plain, rel=1e-5)
     assert compute_loss("logconf", logits, weak, step=0, total_steps=10).item() == pytest.approx(
         soft_cross_entropy(logits, weak).item())  # weight 0 at step 0
     with pytest.raises(ValueError, match="unknown loss"):

@@ -1,6 +1,9 @@
 """The model zoo: names, checksums, the conversion cache's lock, pooling, classifiers, features."""
 
+import json
 import multiprocessing
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -8,59 +11,68 @@ import numpy as np
 import pytest
 import torch
 
-from alignlab import models
+from alignlab import hub
+from alignlab.models import load, zoo
 from alignlab.testing import tiny_causal_lm, tiny_encoder
 
 
 @pytest.fixture
 def offline(monkeypatch):
-    monkeypatch.setattr(models, "hub_reachable", lambda timeout=1.5: False)
-    monkeypatch.setattr(models, "_in_hub_cache", lambda repo_id: False)
+    monkeypatch.setattr(hub, "hub_reachable", lambda timeout=1.5: False)
+    monkeypatch.setattr(hub, "in_hub_cache", lambda repo_id: False)
+
+
+def test_zoo_imports_without_torch_transformers_or_pandas():
+    """The runner checks model names with the zoo before any kernel starts: it must stay cheap."""
+    code = ("import sys; from alignlab.models.zoo import check_model_name; check_model_name('gemma3-270m'); "
+            "heavy = [m for m in ('torch', 'transformers', 'pandas', 'datasets') if m in sys.modules]; "
+            "assert not heavy, heavy")
+    subprocess.run([sys.executable, "-c", code], check=True)
 
 
 def test_embedded_names_resolve_without_loading():
     for name in ("minilm-l6", "smollm2-135m", "gemma3-270m"):
-        models.check_model_name(name)
-        assert models.model_kind(name) in ("encoder", "decoder")
+        zoo.check_model_name(name)
+        assert load.model_kind(name) in ("encoder", "decoder")
 
 
 def test_unknown_name_lists_embedded_models_and_says_hub_needs_network(offline):
-    with pytest.raises(models.ModelNotAvailable) as error:
-        models.check_model_name("smollm-135m")
+    with pytest.raises(zoo.ModelNotAvailable) as error:
+        zoo.check_model_name("smollm-135m")
     message = str(error.value)
     assert "smollm-135m" in message and "network" in message
-    for name in models.EMBEDDED:
+    for name in zoo.EMBEDDED:
         assert name in message
 
 
 def test_malformed_name_is_rejected(offline):
-    with pytest.raises(models.ModelNotAvailable, match="not a hub id"):
-        models.check_model_name("not a model!!")
+    with pytest.raises(zoo.ModelNotAvailable, match="not a hub id"):
+        zoo.check_model_name("not a model!!")
 
 
 def test_local_folder_without_config_is_rejected(tmp_path):
-    with pytest.raises(models.ModelNotAvailable, match="config.json"):
-        models.check_model_name(str(tmp_path))
+    with pytest.raises(zoo.ModelNotAvailable, match="config.json"):
+        zoo.check_model_name(str(tmp_path))
 
 
 def test_reachable_hub_id_is_accepted(monkeypatch):
-    monkeypatch.setattr(models, "hub_reachable", lambda timeout=1.5: True)
-    models.check_model_name("Qwen/Qwen2.5-7B")
+    monkeypatch.setattr(hub, "hub_reachable", lambda timeout=1.5: True)
+    zoo.check_model_name("Qwen/Qwen2.5-7B")
 
 
 def test_sha256_mismatch_is_a_clear_error(tmp_path):
     path = tmp_path / "weights.gguf"
     path.write_bytes(b"not the pinned weights")
-    with pytest.raises(models.ChecksumMismatch, match="sha256 mismatch for weights.gguf"):
-        models.verify_sha256(path, "0" * 64)
-    models.verify_sha256(path, models.sha256_file(path))
+    with pytest.raises(zoo.ChecksumMismatch, match="sha256 mismatch for weights.gguf"):
+        zoo.verify_sha256(path, "0" * 64)
+    zoo.verify_sha256(path, zoo.sha256_file(path))
 
 
 def _convert_in_child(cache: str, counter: str):
     import os
 
     os.environ["ALIGNLAB_CACHE"] = cache
-    from alignlab import models as m
+    from alignlab.models import zoo as m
 
     def slow_convert(spec, target):
         with open(counter, "a") as f:
@@ -69,7 +81,7 @@ def _convert_in_child(cache: str, counter: str):
         tmp = Path(str(target) + ".partial")
         tmp.mkdir()
         (tmp / "model.safetensors").write_bytes(b"weights")
-        (tmp / "alignlab.json").write_text('{"weights_sha256": "%s"}' % m.sha256_file(tmp / "model.safetensors"))
+        (tmp / "alignlab.json").write_text(json.dumps({"weights_sha256": m.sha256_file(tmp / "model.safetensors")}))
         os.replace(tmp, target)
 
     m._convert_gguf = slow_convert
@@ -88,7 +100,7 @@ def test_two_processes_converting_at_once_convert_once(tmp_path):
         p.join(30)
     assert [p.exitcode for p in procs] == [0, 0]
     assert counter.read_text() == "x"  # the second process waited for the lock and found the model ready
-    folder = tmp_path / "cache" / "models" / f"smollm2-135m-v{models.CONVERSION_VERSION}"
+    folder = tmp_path / "cache" / "models" / f"smollm2-135m-v{zoo.CONVERSION_VERSION}"
     assert (folder / "alignlab.json").is_file()
 
 
@@ -96,9 +108,9 @@ def test_pool_last_reads_the_mask_not_the_pad_id():
     hidden = torch.arange(2 * 4 * 1, dtype=torch.float32).reshape(2, 4, 1)
     right_padded = torch.tensor([[1, 1, 0, 0], [1, 1, 1, 1]])
     left_padded = torch.tensor([[0, 0, 1, 1], [1, 1, 1, 1]])
-    assert models.pool(hidden, right_padded, "last").flatten().tolist() == [1.0, 7.0]
-    assert models.pool(hidden, left_padded, "last").flatten().tolist() == [3.0, 7.0]
-    assert models.pool(hidden, right_padded, "mean").flatten().tolist() == [0.5, 5.5]
+    assert load.pool_hidden(hidden, right_padded, "last").flatten().tolist() == [1.0, 7.0]
+    assert load.pool_hidden(hidden, left_padded, "last").flatten().tolist() == [3.0, 7.0]
+    assert load.pool_hidden(hidden, right_padded, "mean").flatten().tolist() == [0.5, 5.5]
 
 
 def _save_tiny(tmp_path, maker):
@@ -112,7 +124,7 @@ def test_classifier_is_padding_invariant(tmp_path):
     """The same text gives the same logits alone and padded in a batch (pad = EOS here, which
     also occurs inside the text: pooling by pad id would read the wrong position)."""
     path = _save_tiny(tmp_path, lambda: tiny_causal_lm("llama"))
-    clf, tok = models.load_classifier(path, num_labels=3)
+    clf, tok = load.load_classifier(path, num_labels=3)
     tok.pad_token = tok.eos_token
     texts = ["Q: capital of Peru? A: Lima" + tok.eos_token + " more", "short"]
     batch = tok(texts, padding=True, return_tensors="pt")
@@ -124,8 +136,8 @@ def test_classifier_is_padding_invariant(tmp_path):
 
 
 def test_feature_extractor_decoder_and_encoder(tmp_path):
-    decoder = models.load_feature_extractor(_save_tiny(tmp_path / "dec", lambda: tiny_causal_lm("gpt2")))
-    encoder = models.load_feature_extractor(_save_tiny(tmp_path / "enc", tiny_encoder))
+    decoder = load.load_feature_extractor(_save_tiny(tmp_path / "dec", lambda: tiny_causal_lm("gpt2")))
+    encoder = load.load_feature_extractor(_save_tiny(tmp_path / "enc", tiny_encoder))
     texts = ["a longer text about the capital of France", "short", "Q: What is O? A: oxygen"]
     for extract, pooling in ((decoder, "last"), (encoder, "mean")):
         assert extract.pooling == pooling
@@ -139,39 +151,39 @@ def test_feature_extractor_reads_the_layer_it_is_asked_for(tmp_path):
     a layer outside [0, 1] fails before any model loads."""
     path = _save_tiny(tmp_path / "dec", lambda: tiny_causal_lm("llama"))
     texts = ["the capital of France is Paris", "short"]
-    last = models.load_feature_extractor(path)
-    middle = models.load_feature_extractor(path, layer=0.5)
+    last = load.load_feature_extractor(path)
+    middle = load.load_feature_extractor(path, layer=0.5)
     n_blocks = middle.model.config.num_hidden_layers
     assert middle.layer_index == round(n_blocks / 2) and last.layer_index == n_blocks
     enc = middle.tokenizer(texts, padding=True, return_tensors="pt")
     with torch.no_grad():
         hidden = middle.model(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"],
                               output_hidden_states=True).hidden_states
-    expected_middle = models.pool(hidden[middle.layer_index], enc["attention_mask"], "last").numpy()
-    expected_last = models.pool(hidden[-1], enc["attention_mask"], "last").numpy()
+    expected_middle = load.pool_hidden(hidden[middle.layer_index], enc["attention_mask"], "last").numpy()
+    expected_last = load.pool_hidden(hidden[-1], enc["attention_mask"], "last").numpy()
     np.testing.assert_allclose(middle(texts), expected_middle, rtol=1e-4, atol=1e-5)
     np.testing.assert_allclose(last(texts), expected_last, rtol=1e-4, atol=1e-5)
     assert not np.allclose(middle(texts), last(texts))
     with pytest.raises(ValueError, match="layer must be a fraction of depth"):
-        models.load_feature_extractor(path, layer=2)
+        load.load_feature_extractor(path, layer=2)
 
 
 def test_dtype_choice_and_override(monkeypatch):
-    assert models.pick_dtype("cpu") == torch.float32
-    assert models.pick_dtype("cpu", "bf16") == torch.bfloat16
+    assert load.pick_dtype("cpu") == torch.float32
+    assert load.pick_dtype("cpu", "bf16") == torch.bfloat16
     monkeypatch.setenv("ALIGNLAB_DTYPE", "bfloat16")
-    assert models.pick_dtype("cpu") == torch.bfloat16
+    assert load.pick_dtype("cpu") == torch.bfloat16
     with pytest.raises(ValueError, match="unknown dtype 'int3'"):
-        models.pick_dtype("cpu", "int3")
+        load.pick_dtype("cpu", "int3")
 
 
 def test_encoder_has_no_causal_lm():
-    with pytest.raises(models.ModelNotAvailable, match="encoder"):
-        models.load_causal_lm("minilm-l6")
+    with pytest.raises(zoo.ModelNotAvailable, match="encoder"):
+        load.load_causal_lm("minilm-l6")
 
 
 def test_list_models_columns():
-    table = models.list_models()
+    table = zoo.list_models()
     assert list(table["name"]) == ["minilm-l6", "smollm2-135m", "gemma3-270m"]
     assert {"params", "license", "package", "cached"} <= set(table.columns)
 
@@ -179,8 +191,8 @@ def test_list_models_columns():
 @pytest.mark.slow
 def test_embedded_smollm2_loads_and_knows_a_capital():
     """The real converted model (converted on first use, sha256 checked) ranks Paris first."""
-    from alignlab.lm.scoring import score_choices
+    from alignlab.lm.scoring import score_pairs
 
-    model, tokenizer = models.load_causal_lm("smollm2-135m")
-    scores = score_choices(model, tokenizer, ["The capital of France is"], [[" Paris", " Lima", " Oslo"]])[0]
-    assert scores.argmax() == 0
+    model, tokenizer = load.load_causal_lm("smollm2-135m")
+    pairs = [("The capital of France is", city) for city in (" Paris", " Lima", " Oslo")]
+    assert score_pairs(model, tokenizer, pairs).sum.argmax() == 0

@@ -1,15 +1,33 @@
-"""Study 02: quote verification, position swaps, protocols end to end on tiny models, parameter checks."""
+"""Study 02: quote verification, position swaps, protocols end to end on tiny models, the
+parameter contract (Config), the report's empty cases."""
 
 import json
+import subprocess
+import sys
+import warnings
+from dataclasses import fields
 
 import numpy as np
 import pytest
 
-from alignlab.studies.oversight import protocols as o
+from alignlab.run.params import read_parameters, resolve_params
+from alignlab.studies.base import ParameterError
+from alignlab.studies.oversight import evaluate, prompts, protocols, report, transcripts
+from alignlab.studies.oversight.config import Config
+from alignlab.studies.oversight.quotes import mark_quotes, verify_quote
 
 PASSAGE = "Kenya is in Eastern Africa.  The capital of Kenya is Nairobi."
 ITEM = {"id": 0, "question": "What is the capital of Kenya?", "answer": "Nairobi", "label": 1,
         "support": PASSAGE, "kind": "capital", "text": "Q: What is the capital of Kenya? A: Nairobi"}
+
+
+def notebook_defaults() -> dict:
+    return {name: p.default for name, p in read_parameters("02_scalable_oversight").items()}
+
+
+def make_config(**overrides) -> Config:
+    """The notebook's defaults (its parameters cell) with `overrides`, checked."""
+    return Config.from_params({**notebook_defaults(), **overrides})
 
 
 # ---------------------------------------------------------------------------------------------
@@ -17,27 +35,28 @@ ITEM = {"id": 0, "question": "What is the capital of Kenya?", "answer": "Nairobi
 
 
 def test_exact_quote_is_verified_up_to_whitespace_and_case():
-    assert o.verify_quote("The capital of Kenya is Nairobi.", PASSAGE)
-    assert o.verify_quote("  the CAPITAL of kenya\n is   nairobi ", PASSAGE)
-    assert o.verify_quote("Eastern Africa.  The capital", PASSAGE)  # across the double space
+    assert verify_quote("The capital of Kenya is Nairobi.", PASSAGE)
+    assert verify_quote("  the CAPITAL of kenya\n is   nairobi ", PASSAGE)
+    assert verify_quote("Eastern Africa.  The capital", PASSAGE)  # across the double space
 
 
 def test_near_miss_and_absent_quotes_are_unverified():
-    assert not o.verify_quote("The capital of Kenya is Mombasa.", PASSAGE)  # one changed word
-    assert not o.verify_quote("The capital city of Kenya is Nairobi.", PASSAGE)  # one added word
-    assert not o.verify_quote("Lima is the capital of Peru.", PASSAGE)
-    assert not o.verify_quote("", PASSAGE)
-    assert not o.verify_quote("   ", PASSAGE)
+    assert not verify_quote("The capital of Kenya is Mombasa.", PASSAGE)  # one changed word
+    assert not verify_quote("The capital city of Kenya is Nairobi.", PASSAGE)  # one added word
+    assert not verify_quote("Lima is the capital of Peru.", PASSAGE)
+    assert not verify_quote("", PASSAGE)
+    assert not verify_quote("   ", PASSAGE)
 
 
 def test_mark_quotes_shows_the_judge_which_quotes_are_verified():
-    text = "See <quote>The capital of Kenya is Nairobi.</quote> and <quote>Kenya is in Asia.</quote> and <quote>Kenya is"
-    shown, quotes = o.mark_quotes(text, PASSAGE)
+    text = ("See <quote>The capital of Kenya is Nairobi.</quote> and <quote>Kenya is in Asia.</quote> "
+            "and <quote>Kenya is")
+    shown, quotes = mark_quotes(text, PASSAGE)
     assert [q["verified"] for q in quotes] == [True, False, True]  # the unclosed one is checked too
     assert '"The capital of Kenya is Nairobi." (verified quote)' in shown
     assert '"Kenya is in Asia." (unverified quote)' in shown
     assert "<quote>" not in shown and "</quote>" not in shown
-    assert o.mark_quotes("no quotes here", PASSAGE) == ("no quotes here", [])
+    assert mark_quotes("no quotes here", PASSAGE) == ("no quotes here", [])
 
 
 # ---------------------------------------------------------------------------------------------
@@ -50,21 +69,21 @@ def _debate():
 
 
 def test_position_swap_really_swaps_who_is_shown_first():
-    swapped = o.swap_positions(_debate())
+    swapped = prompts.swap_positions(_debate())
     assert [t["text"] for t in swapped] == ["W1", "C1", "W2", "C2"]
-    assert o.swap_positions(swapped) == _debate()
-    original, _ = o.debate_context(_debate(), PASSAGE, 2)
-    shown, _ = o.debate_context(swapped, PASSAGE, 2)
+    assert prompts.swap_positions(swapped) == _debate()
+    original, _ = prompts.debate_context(_debate(), PASSAGE, 2)
+    shown, _ = prompts.debate_context(swapped, PASSAGE, 2)
     assert "Debater 1 says the proposed answer is correct" in original
     assert "Debater 1 says the proposed answer is wrong" in shown
     assert "Round 1, Debater 1: W1" in shown and "Round 1, Debater 2: C1" in shown
-    assert "Round 2" not in o.debate_context(_debate(), PASSAGE, 1)[0]
+    assert "Round 2" not in prompts.debate_context(_debate(), PASSAGE, 1)[0]
 
 
 @pytest.mark.parametrize("fmt", ["ab", "yesno"])
 def test_judge_option_order_swaps_and_the_correct_label_follows(fmt):
-    p0, labels0, c0 = o.judge_prompt(ITEM, "", 0, fmt)
-    p1, labels1, c1 = o.judge_prompt(ITEM, "", 1, fmt)
+    p0, labels0, c0 = prompts.judge_prompt(ITEM, "", 0, fmt)
+    p1, labels1, c1 = prompts.judge_prompt(ITEM, "", 1, fmt)
     assert p0 != p1 and labels0 == labels1
     if fmt == "ab":
         assert "A: Yes, it is correct.\nB: No, it is wrong." in p0
@@ -82,43 +101,78 @@ def test_score_requests_takes_the_correct_label_and_order_averaging_cancels_a_le
     def biased(prompts, labels):  # always 80% " A", whatever the prompt
         return np.log(np.tile([0.8, 0.2], (len(prompts), 1)))
 
-    p = o.score_requests(requests, biased)
+    p = protocols.score_requests(requests, biased)
     assert np.allclose(p, [0.8, 0.2])
-    probs = o.judge_probabilities([ITEM], requests, p)
+    probs = protocols.judge_probabilities([ITEM], requests, p)
     assert np.allclose(probs[("naive", "", 0)], [0.5])
 
 
 def test_consultancy_assignment_is_half_and_half_and_set_by_the_seed():
-    a = o.assignment_for(10, seed=0)
+    a = protocols.assignment_for(10, seed=0)
     assert a.sum() == 5
-    assert not np.array_equal(a, o.assignment_for(10, seed=1)) or not np.array_equal(a, o.assignment_for(10, seed=2))
+    assert (not np.array_equal(a, protocols.assignment_for(10, seed=1))
+            or not np.array_equal(a, protocols.assignment_for(10, seed=2)))
     probs = {("consultancy", "correct", 0): np.array([0.9, 0.9]), ("consultancy", "wrong", 0): np.array([0.1, 0.1])}
-    config = o.OversightConfig(protocols=["consultancy"])
-    assert np.allclose(o.protocol_probs(probs, config, np.array([1, 0]))["consultancy"], [0.9, 0.1])
+    config = make_config(protocols=["consultancy"])
+    assert np.allclose(protocols.protocol_probs(probs, config, np.array([1, 0]))["consultancy"], [0.9, 0.1])
 
 
 # ---------------------------------------------------------------------------------------------
-# parameters fail fast
+# the parameter contract
 
 
-@pytest.mark.parametrize("kwargs, words", [
-    (dict(protocols=["naive", "jury"]), ["protocols", "'jury'", "debate"]),
-    (dict(protocols=[]), ["protocols", "non-empty"]),
-    (dict(rounds=0), ["rounds", ">= 1"]),
-    (dict(rounds=-2), ["rounds", ">= 1"]),
-    (dict(debate_mode="parallel"), ["debate_mode", "simultaneous", "sequential"]),
-    (dict(judge_format="letters"), ["judge_format", "ab", "yesno"]),
-    (dict(max_new_tokens=0), ["max_new_tokens"]),
+def test_config_takes_every_notebook_parameter_and_accepts_the_defaults():
+    config = make_config()
+    assert set(notebook_defaults()) == {f.name for f in fields(config)}
+    assert config.protocols == ["naive", "interaction", "consultancy", "debate", "oracle"]
+
+
+@pytest.mark.parametrize("name, value, words", [
+    ("dataset", "imdb", ["world-facts", "sciq"]),
+    ("protocols", ["naive", "jury"], ["'jury'", "debate"]),
+    ("protocols", [], ["non-empty"]),
+    ("n_questions", 1, [">= 2"]),
+    ("rounds", 0, [">= 1"]),
+    ("rounds", -2, [">= 1"]),
+    ("debate_mode", "parallel", ["simultaneous", "sequential"]),
+    ("judge_format", "letters", ["ab", "yesno"]),
+    ("max_new_tokens", 0, [">= 1"]),
+    ("batch_size", 0, [">= 1"]),
+    ("n_examples", 0, [">= 1"]),
+    ("seeds", [], ["non-empty"]),
+    ("seeds", [0, -1], [">= 0"]),
+    ("data_seed", -1, [">= 0"]),
+    ("mode", "prompting", ["probe", "finetune"]),
 ])
-def test_bad_parameters_fail_fast_with_a_clear_message(kwargs, words):
-    with pytest.raises(ValueError) as err:
-        o.run_protocols([ITEM], o.OversightConfig(**kwargs), generate=_no_call, score=_no_call)
+def test_each_check_rejects_a_bad_value_naming_the_parameter(name, value, words):
+    with pytest.raises(ParameterError) as err:
+        make_config(**{name: value})
+    message = str(err.value)
+    assert f"parameter {name!r} of 02_scalable_oversight" in message
+    assert repr(value) in message
     for word in words:
-        assert word in str(err.value)
+        assert word in message
 
 
-def _no_call(*args):
-    raise AssertionError("parameters must be checked before any generation or scoring")
+def test_the_runner_checks_the_config_before_any_kernel_starts():
+    with pytest.raises(ParameterError, match="rounds"):
+        resolve_params("02_scalable_oversight", "quick", {"rounds": 0})
+
+
+def test_config_imports_without_torch():
+    code = ("import sys, alignlab.studies.oversight.config; "
+            "assert 'torch' not in sys.modules and 'numpy' not in sys.modules, sorted(sys.modules)")
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_the_student_trains_with_the_same_w2s_settings_as_before():
+    from dataclasses import asdict
+
+    from alignlab.training.w2s import W2SConfig
+
+    for mode in ("probe", "finetune"):
+        expected = W2SConfig(mode=mode, losses=["xent"], methods=["single"])
+        assert asdict(evaluate.student_w2s_config(make_config(mode=mode))) == asdict(expected)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -154,8 +208,8 @@ def test_protocols_end_to_end_on_a_tiny_model(tiny, tmp_path, mode):
     generate, score, calls = tiny
     calls.clear()
     items = _items()
-    config = o.OversightConfig(rounds=2, debate_mode=mode)
-    generated, requests, probs = o.run_protocols(items, config, generate, score)
+    config = make_config(rounds=2, debate_mode=mode)
+    generated, requests, probs = protocols.run_protocols(items, config, generate, score)
 
     # every protocol, every round, a probability in [0, 1] per item
     expected = {("naive", "", 0), ("oracle", "", 0), ("interaction", "", 0), ("consultancy", "correct", 0),
@@ -173,9 +227,9 @@ def test_protocols_end_to_end_on_a_tiny_model(tiny, tmp_path, mode):
         assert (PASSAGE in r["prompt"]) == (r["protocol"] == "oracle")
 
     # transcripts: well formed, JSONL round trip
-    records = o.transcript_records(items, generated, requests, probs, config)
+    records = transcripts.transcript_records(items, generated, requests, probs, config)
     path = tmp_path / "transcripts.jsonl"
-    o.write_transcripts(records, path)
+    transcripts.write_transcripts(records, path)
     lines = [json.loads(line) for line in path.read_text().splitlines()]
     assert len(lines) == 4
     for rec in lines:
@@ -196,8 +250,8 @@ def test_protocols_end_to_end_on_a_tiny_model(tiny, tmp_path, mode):
 def test_only_the_requested_protocols_generate(tiny):
     generate, score, calls = tiny
     calls.clear()
-    generated, requests, probs = o.run_protocols(_items(2), o.OversightConfig(protocols=["naive", "oracle"]),
-                                                 generate, score)
+    generated, requests, probs = protocols.run_protocols(_items(2), make_config(protocols=["naive", "oracle"]),
+                                                         generate, score)
     assert calls == [] and set(probs) == {("naive", "", 0), ("oracle", "", 0)}
 
 
@@ -205,12 +259,12 @@ def test_evaluate_gives_judge_rows_and_rounds_per_seed():
     items = _items(8)
     y = np.array([it["label"] for it in items], dtype=float)
     probs = {("naive", "", 0): np.full(8, 0.6), ("debate", "", 1): 0.2 + 0.6 * y, ("debate", "", 2): 0.3 + 0.4 * y}
-    config = o.OversightConfig(protocols=["naive", "debate"], rounds=2)
-    judge, rounds, w2s_df = o.evaluate(items, probs, config, seeds=[0, 1, 2], label_sources=())
+    config = make_config(protocols=["naive", "debate"], rounds=2, seeds=[0, 1, 2])
+    judge, rounds, w2s_df = evaluate.evaluate_protocols(items, probs, config, label_sources=())
     assert len(judge) == 6 and len(rounds) == 6 and len(w2s_df) == 0
     assert np.allclose(judge[judge.protocol == "debate"].acc, 1.0)
     assert judge[judge.protocol == "naive"].acc.between(0, 1).all()
-    m = o.metrics(judge, rounds, w2s_df)
+    m = report.metrics(judge, rounds, w2s_df)
     assert m["judge_acc_debate"] == 1.0 and np.isnan(m["pgr_debate_labels"])
 
 
@@ -227,6 +281,44 @@ def test_train_on_labels_student_and_ceiling():
     out = w2s.train_on_labels(learner, "pool", train, soft, y[train], test, y[test],
                               w2s.W2SConfig(losses=["xent"], methods=["single"], epochs=50), seed=0)
     assert out["ceiling_acc"] > 0.8 and out["student_acc"] > 0.8
+
+
+def test_report_handles_runs_without_debate_or_student():
+    import pandas as pd
+    from IPython.display import Markdown
+
+    empty = pd.DataFrame()
+    assert report.plot_rounds(empty) is None and report.plot_pgr_by_label_source(empty) is None
+    assert isinstance(report.rounds_table(empty), Markdown) and isinstance(report.w2s_table(empty), Markdown)
+    shown = report.debate_examples([ITEM], {}, [], make_config(protocols=["naive", "oracle"]))
+    assert len(shown) == 1 and isinstance(shown[0], Markdown)
+
+
+def test_w2s_table_counts_the_seeds_where_pgr_is_defined():
+    import pandas as pd
+
+    w2s_df = pd.DataFrame([{"seed": s, "source": "naive", "weak_label_acc": 0.5, "weak_acc": 0.5, "student_acc": 0.6,
+                            "ceiling_acc": 0.7, "pgr": [0.5, float("nan"), 0.25][s]} for s in range(3)])
+    row = report.w2s_table(w2s_df).iloc[0]
+    assert row["label source"] == "naive" and row["seeds with PGR"] == "2 of 3"
+    assert row["pgr"].startswith("0.375")
+
+
+def test_figures_draw_without_warnings():
+    import matplotlib.pyplot as plt
+    import pandas as pd
+
+    judge = pd.DataFrame([{"seed": s, "protocol": p, "acc": 0.5 + 0.1 * s, "ece": 0.1}
+                          for s in range(3) for p in ("naive", "interaction", "consultancy", "debate", "oracle")])
+    rounds = pd.DataFrame([{"seed": s, "round": r, "acc": 0.5 + 0.05 * r} for s in range(3) for r in (1, 2)])
+    w2s_df = pd.DataFrame([{"seed": s, "source": src, "student_acc": 0.6, "pgr": 0.2 * s}
+                           for s in range(3) for src in ("naive", "interaction", "debate")])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for fig in (report.plot_judge_accuracy(judge), report.plot_rounds(rounds),
+                    report.plot_pgr_by_label_source(w2s_df)):
+            fig.canvas.draw()
+            plt.close(fig)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -246,7 +338,6 @@ def test_cut_at_stop_and_chat_template_only_where_there_is_one():
 
 
 def test_generate_by_name_caches_every_prompt(tmp_path, monkeypatch):
-    from alignlab import models
     from alignlab.lm import generation
     from alignlab.testing import tiny_causal_lm
 
@@ -258,7 +349,7 @@ def test_generate_by_name_caches_every_prompt(tmp_path, monkeypatch):
         loads.append(name)
         return tiny_causal_lm("llama")
 
-    monkeypatch.setattr(models, "load_causal_lm", load)
+    monkeypatch.setattr(generation, "load_causal_lm", load)
     first = generation.generate("tiny", ["Q: a", "Q: bb", "Q: a"], max_new_tokens=4, batch_size=2)
     assert len(first) == 3 and first[0] == first[2] and loads == ["tiny"]
     again = generation.generate("tiny", ["Q: bb", "Q: a"], max_new_tokens=4, batch_size=2)

@@ -1,11 +1,19 @@
-"""Zero-shot ladder: predictions on hand-made scores, the tables, and the notebook's smoke run."""
+"""Zero-shot ladder: predictions on hand-made scores, the tables and figures, the parameter checks,
+and the notebook's smoke run."""
+
+import dataclasses
+import subprocess
+import sys
 
 import numpy as np
 import pandas as pd
 import pytest
+from scipy.special import softmax
 
 from alignlab import data
-from alignlab.studies.overview import zeroshot
+from alignlab.studies.base import ParameterError
+from alignlab.studies.overview import report, zeroshot
+from alignlab.studies.overview.config import Config
 
 
 def tiny_questions():
@@ -26,7 +34,8 @@ def test_binary_predictions_on_known_scores():
     expected_pred = [int(scores[i].argmax() == shown) for i, shown in zip(out["id"], out["shown"])]
     assert out["pred"].tolist() == expected_pred
     assert out["correct"].tolist() == [int(p == y) for p, y in zip(out["pred"], out["label"])]
-    assert np.allclose(out["prob"], [zeroshot.softmax(scores[[i]])[0, s] for i, s in zip(out["id"], out["shown"])])
+    by_hand = [np.exp(scores[i, s]) / np.exp(scores[i]).sum() for i, s in zip(out["id"], out["shown"])]
+    assert np.allclose(out["prob"], by_hand)
     for row in out.itertuples():  # shown is the index of the answer among the choices
         assert view[int(row.Index)]["choices"][row.shown] == view[int(row.Index)]["answer"]
 
@@ -54,14 +63,14 @@ def test_accuracy_table_and_ladder_comparison():
                                       "prob": np.where(correct == 1, label, 1 - label) * 0.8 + 0.1,
                                       "correct": correct}))
     predictions = pd.concat(rows, ignore_index=True)
-    table = zeroshot.accuracy_table(predictions)
+    table = report.accuracy_table(predictions)
     assert table["accuracy"].tolist() == pytest.approx([0.6, 0.9], abs=0.04)
     assert (table["lo"] < table["accuracy"]).all() and (table["accuracy"] < table["hi"]).all()
-    comparison = zeroshot.ladder_comparisons(predictions, ["weak", "strong"]).iloc[0]
+    comparison = report.ladder_comparisons(predictions, ["weak", "strong"]).iloc[0]
     assert comparison["holds"] and comparison["lo"] > 0.2
-    reversed_ = zeroshot.ladder_comparisons(predictions, ["strong", "weak"]).iloc[0]
+    reversed_ = report.ladder_comparisons(predictions, ["strong", "weak"]).iloc[0]
     assert not reversed_["holds"] and reversed_["hi"] < 0
-    text = zeroshot.conclusion(table, zeroshot.ladder_comparisons(predictions, ["strong", "weak"]))
+    text = report.conclusion(table, report.ladder_comparisons(predictions, ["strong", "weak"]))
     assert "is reversed" in text and "does **not** hold" in text
 
 
@@ -78,6 +87,105 @@ def test_candidate_scores_with_a_tiny_local_model(tmp_path, monkeypatch):
     again = zeroshot.candidate_scores(str(tmp_path / "tiny"), tiny_questions(), cache=cache)
     np.testing.assert_array_equal(scores, again)
     assert cache.info()["entries"].sum() == 1
+
+
+def test_cosine_scores_use_a_sharper_softmax():
+    scores = np.array([[0.9, 0.1, 0.0, -0.2], [0.2, 0.8, 0.1, 0.0]])
+    out = zeroshot.binary_predictions(scores, data.binary_view(tiny_questions().select([0, 1]), seed=0))
+    expected = softmax(scores / zeroshot.COSINE_TEMPERATURE, axis=1)[out["id"], out["shown"]]
+    assert np.allclose(out["prob"], expected)
+
+
+def predictions_with_kinds():
+    rows = []
+    for model, right in (("weak", [1, 0, 1, 0]), ("strong", [1, 1, 1, 1])):
+        for seed in (0, 1):
+            rows.append(pd.DataFrame({"model": model, "seed": seed, "id": range(4), "kind": ["k1", "k1", "k2", "k2"],
+                                      "label": [1, 0, 1, 0], "prob": [0.9, 0.2, 0.8, 0.1], "correct": right}))
+    return pd.concat(rows, ignore_index=True)
+
+
+def test_accuracy_by_kind_and_its_figure():
+    import matplotlib.pyplot as plt
+
+    predictions = predictions_with_kinds()
+    table = report.accuracy_table(predictions, n_boot=200)
+    by_kind = report.accuracy_by_kind(predictions, table)
+    grid = report.kind_grid(by_kind)
+    assert list(grid.columns) == ["weak", "strong"] and list(grid.index) == ["k1", "k2"]
+    assert grid.loc["k1", "weak"] == 0.5 and grid.loc["k2", "strong"] == 1.0
+    without = report.accuracy_by_kind(predictions.drop(columns="kind"), table)
+    assert without["kind"].tolist() == ["all", "all"]
+    for fig in (report.plot_by_kind(by_kind), report.plot_accuracy(table)):
+        plt.close(fig)
+
+
+def test_chance_legend_sits_above_the_bars():
+    import matplotlib.pyplot as plt
+
+    table = pd.DataFrame({"model": ["a", "b"], "accuracy": [0.9, 0.95], "lo": [0.85, 0.9], "hi": [0.95, 0.99]})
+    fig = report.plot_accuracy(table)
+    fig.canvas.draw()
+    ax = fig.axes[0]
+    legend = ax.get_legend().get_window_extent()
+    assert legend.y0 >= ax.get_window_extent().y1 - 1  # outside the axes, over no bar
+    plt.close(fig)
+
+
+def test_binary_view_preview_and_first_questions():
+    questions = zeroshot.first_questions(tiny_questions(), 3)
+    assert len(questions) == 3 and len(zeroshot.first_questions(tiny_questions(), 100)) == 4
+    preview = report.binary_view_preview(questions, seed=0)
+    assert list(preview.columns) == ["text", "label", "kind"] and len(preview) == 3
+
+
+def test_metrics_keys():
+    predictions = predictions_with_kinds()
+    table = report.accuracy_table(predictions, n_boot=200)
+    mc = pd.DataFrame({"model": ["weak", "strong"], "mc_accuracy": [0.5, 1.0]})
+    m = report.metrics(table, mc, report.ladder_comparisons(predictions, ["weak", "strong"], n_boot=200))
+    assert m["zeroshot_acc_weak"] == 0.5 and m["mc_acc_strong"] == 1.0 and "ladder_holds" in m
+    assert report.metric_key("Qwen/Qwen2.5-7B") == "Qwen_Qwen2.5-7B"
+
+
+# ---------------------------------------------------------------------------------------------
+# Parameters
+
+GOOD = dict(models=["minilm-l6", "smollm2-135m"], dataset="world-facts", split="test", n_questions=100,
+            seeds=[0, 1], length_normalize=True, batch_size=32)
+
+
+@pytest.mark.parametrize("name, value, words", [
+    ("models", [], "non-empty list without repeats"),
+    ("models", ["gpt2", "gpt2"], "without repeats"),
+    ("n_questions", 0, "int >= 1"),
+    ("seeds", [], "non-empty list of distinct ints"),
+    ("seeds", [0, 0], "distinct"),
+    ("seeds", [0.5], "ints"),
+    ("length_normalize", 1, "True or False"),
+    ("batch_size", 0, "int >= 1"),
+])
+def test_each_check_names_the_parameter(name, value, words):
+    Config.from_params(GOOD)
+    with pytest.raises(ParameterError, match=words) as error:
+        Config.from_params({**GOOD, name: value})
+    assert f"parameter {name!r} of 00_overview" in str(error.value) and repr(value) in str(error.value)
+
+
+def test_config_fields_are_the_notebook_parameters():
+    from alignlab.run.params import read_parameters, resolve_params
+
+    assert [f.name for f in dataclasses.fields(Config)] == list(read_parameters("00_overview"))
+    assert all(f.default is dataclasses.MISSING for f in dataclasses.fields(Config))
+    with pytest.raises(ParameterError, match="seeds"):
+        resolve_params("00_overview", "quick", {"seeds": [1, 1]})  # Config.check, in the runner
+
+
+def test_config_imports_without_heavy_modules():
+    code = ("import sys, alignlab.studies.overview.config; "
+            "heavy = [m for m in ('torch', 'transformers', 'pandas', 'sklearn') if m in sys.modules]; "
+            "assert not heavy, heavy")
+    subprocess.run([sys.executable, "-c", code], check=True)
 
 
 @pytest.mark.slow

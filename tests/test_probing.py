@@ -1,19 +1,36 @@
-"""Study 03: probes, MeCoD losses, bias metrics, the LAMA loader (tiny random models, no files)."""
+"""Study 03: parameters, probes, MeCoD losses, bias metrics, the LAMA loader (tiny random models, no files)."""
 
+import dataclasses
 import json
 import math
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 
-from alignlab.studies.probing import study as probing
-from alignlab.studies.probing import report as pm
-from alignlab.data import lama
+from alignlab.data import facts_triples, lama
 from alignlab.paths import project_root
+from alignlab.run.params import list_profiles, load_profile, read_parameters, resolve_params
+from alignlab.studies.base import ParameterError
+from alignlab.studies.probing import config as settings
+from alignlab.studies.probing import facts, probes, prompts, queries
+from alignlab.studies.probing import report as pm
+from alignlab.studies.probing.config import Config
 
 REAL_LAMA = project_root().parent / "shared" / "fixtures" / "real" / "lama_trex"
 TEMPLATE = "The capital of [X] is [Y]."
 CANDIDATES = ["Paris", "Lima", "Oxygen", "the capital of Peru"]
+
+
+def notebook_defaults() -> dict:
+    """The notebook's parameters cell: the single source of the study's defaults."""
+    return {name: p.default for name, p in read_parameters("03_prompt_object_bias").items()}
+
+
+def make_config(**overrides) -> Config:
+    """The quick configuration (the notebook's defaults) with `overrides`, checked."""
+    return Config.from_params({**notebook_defaults(), **overrides})
 
 
 def rows():
@@ -27,18 +44,21 @@ def rows():
 
 def test_top1_share_and_entropy():
     assert pm.top1_share([0, 0, 0, 1]) == 0.75
-    assert pm.entropy([0.5, 0.5, 0, 0]) == pytest.approx(math.log(2))
-    assert pm.entropy([0.5, 0.5, 0, 0], normalize=True) == pytest.approx(0.5)  # log 2 / log 4
-    assert pm.entropy([1, 0, 0]) == 0.0
+    assert pm.normalized_entropy([0.5, 0.5, 0, 0]) == pytest.approx(0.5)  # log 2 / log 4
+    assert pm.normalized_entropy([2, 2, 2]) == pytest.approx(1.0)  # normalized to sum 1 first
+    assert pm.normalized_entropy([1, 0, 0]) == 0.0
+    assert pm.normalized_entropy([1.0]) == 0.0
 
 
 def test_kl_and_smoothed_gold():
-    assert pm.kl([0.5, 0.5], [0.25, 0.75]) == pytest.approx(0.5 * math.log(2) + 0.5 * math.log(2 / 3))
-    assert pm.kl([0.5, 0.5], [1.0, 0.0]) == float("inf")
     gold = pm.smoothed_gold([0, 0, 1, 1], 4, eps=0.2)
     assert np.allclose(gold, [0.45, 0.45, 0.05, 0.05])
-    pred = pm.distribution([0, 0, 0, 0], 4)  # all on object 0
-    assert pm.kl(pred, gold) == pytest.approx(math.log(1 / 0.45))
+    assert np.allclose(pm.distribution([0, 0, 0, 0], 4), [1, 0, 0, 0])
+    # every prediction on object 0: KL(predicted || smoothed gold) = log(1 / gold_0)
+    m = pm.relation_metrics(gold=np.array([0, 0, 1, 1]), rank=np.ones(4), pred=np.zeros(4, dtype=int),
+                            n_candidates=4, prompt_only_scores=np.zeros(4))
+    smoothed = pm.smoothed_gold([0, 0, 1, 1], 4)
+    assert m["kl"] == pytest.approx(math.log(1 / smoothed[0]))
 
 
 def test_ranks_filter_other_valid_objects():
@@ -71,7 +91,7 @@ def test_summary_intervals_contain_the_estimate_for_distribution_statistics():
     test = pd.DataFrame({"relation": "r", "object": [candidates[i] for i in rng.integers(0, 12, 16)]})
     results = {("tuned", s, "r"): {"scores": rng.normal(size=(16, 12)), "prompt_only": rng.normal(size=12)}
                for s in (0, 1, 2)}
-    summary = pm.summarize(pm.bootstrap(results, {"r": {"candidates": candidates}}, test, n_boot=300))
+    summary = pm.summarize_methods(pm.bootstrap(results, {"r": {"candidates": candidates}}, test, n_boot=300))
     for row in summary.itertuples():
         assert row.lo <= row.mean <= row.hi, row
 
@@ -98,7 +118,7 @@ def test_paired_comparison_of_methods():
     assert np.allclose(same[["diff", "lo", "hi"]].to_numpy(), 0)
     top1 = comparisons.set_index(["a", "b", "metric"]).loc[("mecod", "ptuning", "top1_share")]
     assert top1["diff"] < 0 and top1["hi"] < 0
-    summary = pm.summarize(boot)
+    summary = pm.summarize_methods(boot)
     text = pm.conclusion(summary, comparisons)
     assert "**yes: less concentrated**" in text and "ptuning vs manual" in text
 
@@ -108,7 +128,7 @@ def test_prompt_only_query_hides_every_subject_token():
 
     for tok, masked in ((tiny_causal_lm()[1], False), (tiny_encoder()[1], True)):
         for slots in (None, (2, 2)):
-            builder = probing.QueryBuilder(tok, TEMPLATE, masked, slots)
+            builder = queries.QueryBuilder(tok, TEMPLATE, masked, slots)
             for subject in ("France", "Zyxwvu Qrstland"):
                 subject_ids = builder.subject_ids(subject)
                 full, hidden = builder.query(subject), builder.prompt_only()
@@ -117,7 +137,7 @@ def test_prompt_only_query_hides_every_subject_token():
                 windows = [hidden[i:i + n] for i in range(len(hidden) - n + 1)]
                 assert subject_ids not in windows
                 # the rest of the query is untouched: the subject span became one placeholder
-                placeholder = probing.placeholder_id(tok)
+                placeholder = queries.placeholder_id(tok)
                 assert hidden.count(placeholder) == 1 + full.count(placeholder) - subject_ids.count(placeholder)
 
 
@@ -127,7 +147,7 @@ def test_scorer_matches_alignlab_scoring():
 
     for arch in ("llama", "gemma3", "gpt2"):
         model, tok = tiny_causal_lm(arch)
-        scorer = probing.Scorer(model, tok, CANDIDATES)
+        scorer = queries.Scorer(model, tok, CANDIDATES)
         contexts = ["The capital of France is", "Q: What is the capital"]
         got = scorer.score_all([tok(c)["input_ids"] for c in contexts], batch_size=2, max_positions=16)
         want = score_pairs(model, tok, [(c, " " + x) for c in contexts for x in CANDIDATES]).sum.reshape(2, 4)
@@ -140,12 +160,12 @@ def test_soft_prompt_with_template_init_equals_manual_query():
     from alignlab.testing import tiny_causal_lm
 
     model, tok = tiny_causal_lm()
-    module = probing.make_prompt("softprompt", model.get_input_embeddings(), tok, TEMPLATE, probing.TrainConfig(), 0)
-    builder = probing.QueryBuilder(tok, TEMPLATE, slots=module.slots)
-    scorer = probing.Scorer(model, tok, CANDIDATES)
+    module = prompts.make_prompt("softprompt", model.get_input_embeddings(), tok, TEMPLATE, "manual", 0)
+    builder = queries.QueryBuilder(tok, TEMPLATE, slots=module.slots)
+    scorer = queries.Scorer(model, tok, CANDIDATES)
     with torch.no_grad():
         soft = scorer.score_all([builder.query("France")], module())
-    manual = scorer.score_all([probing.QueryBuilder(tok, TEMPLATE).query("France")])
+    manual = scorer.score_all([queries.QueryBuilder(tok, TEMPLATE).query("France")])
     assert np.allclose(soft, manual, atol=1e-5)
 
 
@@ -153,9 +173,9 @@ def test_masked_lm_scores_the_vocabulary():
     from alignlab.testing import tiny_encoder
 
     model, tok = tiny_encoder()
-    scorer = probing.Scorer(model, tok, None)
+    scorer = queries.Scorer(model, tok, None)
     assert len(scorer.candidates) == len(tok)
-    out = scorer.score_all([probing._manual_query(tok, rows()[0], masked=True)])
+    out = scorer.score_all([queries.manual_query(tok, rows()[0], masked=True)])
     assert out.shape == (1, len(tok)) and np.isclose(np.exp(out).sum(), 1, atol=1e-4)
 
 
@@ -168,9 +188,9 @@ def test_oe_loss_by_hand_and_gate_gradient():
     scores = torch.log(torch.tensor([0.5, 0.3, 0.2]))
     gate = torch.tensor([1.0, 1.0, 0.0])
     q = np.array([0.5, 0.3]) / 0.8
-    assert probing.oe_loss(scores, gate).item() == pytest.approx(float((q * np.log(q)).sum()), abs=1e-6)
+    assert prompts.oe_loss(scores, gate).item() == pytest.approx(float((q * np.log(q)).sum()), abs=1e-6)
     flat = torch.zeros(3)
-    assert probing.oe_loss(flat, torch.ones(3)).item() == pytest.approx(-math.log(3), abs=1e-6)
+    assert prompts.oe_loss(flat, torch.ones(3)).item() == pytest.approx(-math.log(3), abs=1e-6)
 
 
 def test_boo_loss_by_hand():
@@ -179,26 +199,26 @@ def test_boo_loss_by_hand():
     logprobs = torch.log(torch.tensor([[0.2, 0.5, 0.3]]))
     gate = torch.tensor([1.0, 1.0, 0.5])
     want = -math.log(0.2 / (0.2 + 0.5 + 0.5 * 0.3))
-    assert probing.boo_loss(logprobs, torch.tensor([0]), gate).item() == pytest.approx(want, abs=1e-6)
+    assert prompts.boo_loss(logprobs, torch.tensor([0]), gate).item() == pytest.approx(want, abs=1e-6)
     valid = torch.tensor([[False, True, False]])  # object 1 is also true: not an obstacle
     want = -math.log(0.2 / (0.2 + 0.5 * 0.3))
-    assert probing.boo_loss(logprobs, torch.tensor([0]), gate, valid).item() == pytest.approx(want, abs=1e-6)
+    assert prompts.boo_loss(logprobs, torch.tensor([0]), gate, valid).item() == pytest.approx(want, abs=1e-6)
 
 
 def test_mecod_gradients_reach_the_gate():
     import torch
 
-    gate = probing.Gate()
+    gate = prompts.Gate()
     logprobs = torch.log_softmax(torch.tensor([[0.1, 2.0, 0.5, -1.0]]), -1)
     prompt_only = torch.tensor([0.3, 2.5, 1.0, -2.0], requires_grad=True)
-    total, parts = probing.mecod_losses(logprobs, torch.tensor([0]), prompt_only, gate, 0.2, 0.1)
+    total, parts = prompts.mecod_losses(logprobs, torch.tensor([0]), prompt_only, gate, 0.2, 0.1)
     total.backward()
     assert gate.scale.grad is not None and gate.threshold.grad is not None
     assert gate.scale.grad.abs() > 0 and gate.threshold.grad.abs() > 0
     assert prompt_only.grad.abs().sum() > 0  # OE reaches the prompt through q
     for name in ("oe", "boo"):  # each loss alone reaches the gate
-        g = probing.Gate()
-        loss = probing.mecod_losses(logprobs, torch.tensor([0]), prompt_only.detach(), g,
+        g = prompts.Gate()
+        loss = prompts.mecod_losses(logprobs, torch.tensor([0]), prompt_only.detach(), g,
                                     0.2 if name == "oe" else 0.0, 0.1 if name == "boo" else 0.0)[0]
         loss.backward()
         assert g.threshold.grad.abs() > 0, name
@@ -207,20 +227,21 @@ def test_mecod_gradients_reach_the_gate():
 # ---------------------------------------------------------------------------------------------
 # One training step lowers the loss, for every probe
 
-@pytest.mark.parametrize("method", probing.TUNED)
+@pytest.mark.parametrize("method", settings.TUNED)
 def test_training_lowers_the_loss(method):
     import torch
 
     from alignlab.testing import tiny_causal_lm
 
     model, tok = tiny_causal_lm()
-    config = probing.TrainConfig(steps=1, batch_size=4, n_candidates=4, lr=0.05, prompt_init="random", n_slots=2)
-    module, history = probing.train_probe(model, tok, method, "capital", TEMPLATE, CANDIDATES, rows(), config, seed=0)
-    scorer = probing.Scorer(model, tok, CANDIDATES)
-    builder = probing.QueryBuilder(tok, TEMPLATE, slots=module.slots)
+    config = make_config(steps=1, batch_size=4, n_candidates=4, lr=0.05, prompt_init="random")
+    module, history = probes.train_probe(model, tok, method, "capital", TEMPLATE, CANDIDATES, rows(), config, seed=0)
+    assert module.slots == (prompts.RANDOM_SLOTS, prompts.RANDOM_SLOTS)
+    scorer = queries.Scorer(model, tok, CANDIDATES)
+    builder = queries.QueryBuilder(tok, TEMPLATE, slots=module.slots)
     gold = torch.tensor([CANDIDATES.index(r["object"]) for r in rows()])
     with torch.no_grad():
-        after = probing.task_loss(scorer([builder.query(r["subject"]) for r in rows()], module()), gold).item()
+        after = prompts.task_loss(scorer([builder.query(r["subject"]) for r in rows()], module()), gold).item()
     before = history[0]["task"] if method == "mecod" else history[0]["loss"]
     assert after < before
     assert all(p.requires_grad for p in model.parameters())  # the model's flags were restored
@@ -230,52 +251,112 @@ def test_masked_lm_probe_trains():
     from alignlab.testing import tiny_encoder
 
     model, tok = tiny_encoder()
-    config = probing.TrainConfig(steps=3, batch_size=4, lr=0.05, prompt_init="random", n_slots=2)
+    config = make_config(steps=3, batch_size=4, lr=0.05, prompt_init="random")
     r = [dict(x, object="Peru", valid_objects=["Peru"]) for x in rows()]  # " Peru" is one token
-    _, history = probing.train_probe(model, tok, "mecod", "capital", TEMPLATE, None, r, config, seed=0)
+    _, history = probes.train_probe(model, tok, "mecod", "capital", TEMPLATE, None, r, config, seed=0)
     assert history[-1]["task"] < history[0]["task"]
 
 
 # ---------------------------------------------------------------------------------------------
-# Bad parameters fail fast
+# Parameters: the notebook's parameters cell gives the defaults, Config.check validates
 
-def test_bad_parameters_fail_clearly():
-    info = {"capital": {"template": TEMPLATE, "candidates": CANDIDATES}}
-    with pytest.raises(ValueError, match="a1"):
-        probing.TrainConfig(a1=-0.1).check()
-    with pytest.raises(ValueError, match="a2"):
-        probing.check_settings("facts-triples", ["capital"], ["mecod"], probing.TrainConfig(a2=-1), info)
-    with pytest.raises(ValueError, match="unknown relation.*capitol.*known relations: capital"):
-        probing.check_settings("facts-triples", ["capitol"], ["manual"], probing.TrainConfig(), info)
-    with pytest.raises(ValueError, match="unknown relation"):
-        probing.load_facts("facts-triples", ["capitol"])
-    with pytest.raises(ValueError, match="methods"):
-        probing.check_settings("facts-triples", ["capital"], ["optiprompt"], probing.TrainConfig(), info)
-    with pytest.raises(ValueError, match="prompt_init"):
-        probing.TrainConfig(prompt_init="zeros").check()
-    with pytest.raises(ValueError, match="a1 and a2"):
-        probing.mecod_losses(None, None, None, None, -1.0, 0.1)
+def test_config_takes_the_notebook_defaults():
+    config = make_config()
+    assert dataclasses.asdict(config) == notebook_defaults()
+    assert (config.steps, config.batch_size, config.n_candidates) == (5, 6, 10)
+
+
+def test_config_imports_without_torch():
+    code = ("import sys, alignlab.studies.probing.config; "
+            "assert not {'torch', 'transformers', 'pandas', 'sklearn'} & set(sys.modules), sys.modules.keys()")
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_allowed_values_match_the_notebook_and_the_data():
+    parameters = read_parameters("03_prompt_object_bias")
+    assert tuple(parameters["dataset"].choices) == settings.DATASETS
+    assert tuple(parameters["methods"].choices) == settings.METHODS
+    assert tuple(parameters["prompt_init"].choices) == settings.PROMPT_INITS
+    assert settings.FACTS_TRIPLES_RELATIONS == facts_triples.RELATIONS
+
+
+@pytest.mark.parametrize("name, value, message", [
+    ("dataset", "trex", "one of: facts-triples, lama-trex"),
+    ("lama_folder", 3, "None or the path"),
+    ("relations", [], "non-empty list without repeats"),
+    ("relations", ["region", "region"], "non-empty list without repeats"),
+    ("relations", ["region", "capitol"], r"unknown relation.*capitol.*known relations: capital"),
+    ("methods", [], "distinct values from"),
+    ("methods", ["manual", "optiprompt"], "distinct values from: manual, softprompt, ptuning, mecod"),
+    ("methods", ["manual", "manual"], "distinct values from"),
+    ("max_candidates", -1, r"int >= 0 \(0: every object"),
+    ("steps", 0, "int >= 1"),
+    ("steps", 2.5, "int >= 1"),
+    ("batch_size", 0, "int >= 1"),
+    ("n_candidates", 1, "int >= 2"),
+    ("lr", 0.0, "number > 0"),
+    ("lr", float("inf"), "number > 0"),
+    ("a1", -0.1, r"number >= 0 \(paper default 0.2\)"),
+    ("a2", -1, r"number >= 0 \(paper default 0.1\)"),
+    ("a2", float("nan"), "number >= 0"),
+    ("prompt_init", "zeros", "one of: manual, random"),
+])
+def test_config_rejects_a_bad_value_naming_the_parameter(name, value, message):
+    with pytest.raises(ParameterError, match=f"parameter '{name}' of 03_prompt_object_bias: .*{message}"):
+        make_config(**{name: value})
+
+
+def test_config_accepts_lama_relations_it_cannot_know():
+    config = make_config(dataset="lama-trex", relations=["P36", "P19"], lama_folder="/data/lama")
+    assert config.relations == ["P36", "P19"]
+
+
+def test_every_profile_passes_the_checks():
+    for name in list_profiles():
+        make_config(**load_profile(name).get("03_prompt_object_bias", {}))
 
 
 def test_runner_rejects_bad_choice_fast():
-    from alignlab.run.runner import ParameterError, resolve_params
-
     with pytest.raises(ParameterError, match="prompt_init"):
         resolve_params("03_prompt_object_bias", "quick", {"prompt_init": "zeros"})
+    with pytest.raises(ParameterError, match="a1"):
+        resolve_params("03_prompt_object_bias", "quick", {"a1": -0.5})
 
+
+def test_training_key_is_unchanged():
+    """The cache key of a trained probe holds these settings; a change would recompute every probe."""
+    assert probes.training_key(make_config()) == {"steps": 5, "batch_size": 6, "n_candidates": 10, "lr": 0.003,
+                                                  "a1": 0.2, "a2": 0.1, "prompt_init": "manual", "n_slots": 3,
+                                                  "hidden": 128}
+
+
+def test_plotted_relations():
+    assert pm.plotted_relations(make_config()) == ["region", "language"]
+    assert pm.plotted_relations(make_config(relations=["currency", "region"])) == ["region"]
+    assert pm.plotted_relations(make_config(relations=["currency", "subregion", "capital"])) == ["currency",
+                                                                                                 "subregion"]
+
+
+# ---------------------------------------------------------------------------------------------
+# Data
 
 def test_quick_data_is_skewed():
-    splits, info = probing.load_facts("facts-triples", list(probing.QUICK_RELATIONS), n_train=10, n_test=5)
-    assert set(splits["train"]["relation"]) == set(probing.QUICK_RELATIONS)
+    config = make_config(n_train=10, n_test=5)
+    splits, info = facts.load_facts(config)
+    assert set(splits["train"]["relation"]) == set(config.relations) == set(info)
     assert splits["train"].groupby("relation").size().max() <= 10
     assert splits["test"].groupby("relation").size().max() <= 5
     assert not set(splits["train"]["subject"]) & set(splits["test"]["subject"])
+    summary = pm.data_summary(splits, info)
+    assert list(summary.columns) == ["subjects", "most_common_object", "its_share", "candidates"]
+    assert summary["subjects"].max() <= 5 and (summary["its_share"] > 0).all()
+    assert summary.loc["currency", "candidates"] == len(info["currency"]["candidates"])
 
 
 def test_candidate_cap_keeps_test_golds_then_frequent_objects():
     relations = ["currency", "region"]
-    full_splits, full_info = probing.load_facts("facts-triples", relations, n_train=30, n_test=8)
-    splits, info = probing.load_facts("facts-triples", relations, n_train=30, n_test=8, max_candidates=12)
+    full_splits, full_info = facts.load_facts(make_config(relations=relations, n_train=30, n_test=8, max_candidates=0))
+    splits, info = facts.load_facts(make_config(relations=relations, n_train=30, n_test=8, max_candidates=12))
     assert len(full_info["currency"]["candidates"]) > 100
     assert len(info["currency"]["candidates"]) == 12
     assert info["region"]["candidates"] == full_info["region"]["candidates"]  # 5 objects: under the cap
@@ -287,8 +368,6 @@ def test_candidate_cap_keeps_test_golds_then_frequent_objects():
         assert set(splits["train"].loc[splits["train"].relation == relation, "object"]) <= kept
     assert "Euro" in info["currency"]["candidates"]  # the most frequent currency stays
     assert len(splits["train"]) < len(full_splits["train"])  # rows of cut objects are dropped
-    with pytest.raises(ValueError, match="max_candidates must be >= 0"):
-        probing.load_facts("facts-triples", relations, max_candidates=-1)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -298,12 +377,13 @@ def write_lama(folder):
     (folder / "TREx").mkdir(parents=True)
     (folder / "relations.jsonl").write_text(
         json.dumps({"relation": "P36", "template": "The capital of [X] is [Y] .", "label": "capital", "type": "1-1"})
-        + "\n" + json.dumps({"relation": "P19", "template": "[X] was born in [Y] .", "label": "x", "type": "N-1"}) + "\n")
-    facts = [{"uuid": "u1", "sub_label": "France", "obj_label": "Paris", "sub_uri": "Q142", "obj_uri": "Q90",
+        + "\n" + json.dumps({"relation": "P19", "template": "[X] was born in [Y] .", "label": "x", "type": "N-1"})
+        + "\n")
+    records = [{"uuid": "u1", "sub_label": "France", "obj_label": "Paris", "sub_uri": "Q142", "obj_uri": "Q90",
               "predicate_id": "P36", "evidences": [{"sub_surface": "France", "obj_surface": "Paris",
                                                     "masked_sentence": "The capital of France is [MASK] ."}]},
              {"uuid": "u2", "sub_label": "Peru", "obj_label": "Lima"}]
-    (folder / "TREx" / "P36.jsonl").write_text("".join(json.dumps(f) + "\n" for f in facts))
+    (folder / "TREx" / "P36.jsonl").write_text("".join(json.dumps(f) + "\n" for f in records))
     train = folder / "autoprompt_TREx_all" / "P36"
     train.mkdir(parents=True)
     (train / "train.jsonl").write_text(json.dumps({"sub_label": "Spain", "obj_label": "Madrid"}) + "\n")
@@ -321,8 +401,10 @@ def test_lama_loader_on_a_small_file(tmp_path):
     assert info["P36"]["candidates"] == ["Lima", "Madrid", "Paris", "Rome"]
     ds = lama.load_lama_trex("test", folder=tmp_path)
     assert ds.num_rows == 2 and ds[1]["valid_objects"] == ["Lima"]
-    splits, info = probing.load_facts("lama-trex", ["P36"], folder=tmp_path)
+    splits, info = facts.load_facts(make_config(dataset="lama-trex", relations=["P36"], lama_folder=str(tmp_path)))
     assert len(splits["test"]) == 2
+    with pytest.raises(ValueError, match="unknown relation.*P999.*known relations: P36"):
+        facts.load_facts(make_config(dataset="lama-trex", relations=["P999"], lama_folder=str(tmp_path)))
     with pytest.raises(ValueError, match="unknown LAMA relation"):
         lama.read_rows(tmp_path, ["P999"])
 
@@ -354,7 +436,7 @@ def test_notebook_smoke(run_study):
     _, metrics = run_study("03_prompt_object_bias", relations=["region", "element_period"], seeds=[0, 1, 2],
                            n_train=8, n_test=4, steps=1, batch_size=4, n_candidates=6, n_boot=100,
                            figure_relations=["region"])
-    for method in probing.METHODS:
+    for method in settings.METHODS:
         for key in ("p_at_1", "mrr", "bias_top1_share", "prompt_only_entropy"):
             assert 0 <= metrics[f"{key}_{method}"] <= 1, key
         assert metrics[f"bias_kl_{method}"] >= 0

@@ -1,4 +1,4 @@
-"""The runner: parameter validation, profiles, run folders, the registry, save_metrics, the CLI.
+"""The runner: parameter validation, paths, profiles, run folders, the registry, save_metrics, the CLI.
 
 Everything runs in a temporary project (`$ALIGNLAB_ROOT`) holding the two test notebooks of
 tests/notebooks/. Validation tests replace papermill.execute_notebook by a function that
@@ -12,17 +12,25 @@ import re
 import shutil
 import sqlite3
 import sys
-import types
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from alignlab.run import cli
-from alignlab.run import registry
-from alignlab.run import runner
 from alignlab import nb
-from alignlab.run.runner import Parameter, ParameterError
+from alignlab.run import cli, execute, registry
+from alignlab.run.params import (
+    Parameter,
+    check_value,
+    list_notebooks,
+    parse_parameters,
+    parse_value,
+    plan_runs,
+    read_parameters,
+    resolve_notebook,
+    resolve_params,
+)
+from alignlab.studies.base import ParameterError
 
 HERE = Path(__file__).parent
 REPO = HERE.parent
@@ -72,7 +80,7 @@ def test_parse_parameters_reads_defaults_choices_and_comments():
         '%matplotlib inline\n'
         'models = [\n    "minilm-l6",  # one of: minilm-l6, gpt2\n]\n'
     )
-    ps = runner.parse_parameters(source)
+    ps = parse_parameters(source)
     assert list(ps) == ["n_questions", "dataset", "layers", "lr", "device", "models"]
     assert ps["n_questions"].default == 200 and ps["n_questions"].comment == "questions per seed"
     assert ps["dataset"].choices == ["facts", "sciq"]
@@ -83,7 +91,7 @@ def test_parse_parameters_reads_defaults_choices_and_comments():
 
 
 def test_read_parameters_of_a_notebook(project):
-    ps = runner.read_parameters("90_ok")
+    ps = read_parameters("90_ok")
     assert {name: p.default for name, p in ps.items()} == {
         "n_items": 3, "scale": 1.5, "label": "a", "seeds": [0, 1], "note": None}
     assert ps["label"].choices == ["a", "b"]
@@ -92,8 +100,8 @@ def test_read_parameters_of_a_notebook(project):
 def test_resolve_notebook_by_stem_filename_path_and_prefix(project):
     expected = project / "notebooks" / "90_ok.ipynb"
     for name in ("90_ok", "90_ok.ipynb", "notebooks/90_ok.ipynb", str(expected), "90"):
-        assert runner.resolve_notebook(name) == expected
-    assert runner.list_notebooks() == ["90_ok", "91_fails"]
+        assert resolve_notebook(name) == expected
+    assert list_notebooks() == ["90_ok", "91_fails"]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -115,7 +123,7 @@ def p(name, default, choices=None):
     (p("seeds", [0]), [5, 6, 7]),
 ])
 def test_check_value_accepts(param, value):
-    assert runner.check_value("nb", param, value) == value
+    assert check_value("nb", param, value) == value
 
 
 @pytest.mark.parametrize("param, value, words", [
@@ -133,31 +141,31 @@ def test_check_value_accepts(param, value):
 ])
 def test_check_value_rejects_with_a_message_naming_what_is_allowed(param, value, words):
     with pytest.raises(ParameterError) as error:
-        runner.check_value("nb", param, value)
+        check_value("nb", param, value)
     for word in words:
         assert word in str(error.value)
 
 
 def test_model_parameters_use_check_model_name(monkeypatch):
+    from alignlab.models import zoo
+
     def check_model_name(name):
         if name != "minilm-l6":
             raise ValueError(f"unknown model {name!r}; embedded models: minilm-l6")
 
-    fake = types.ModuleType("alignlab.models")
-    fake.check_model_name = check_model_name
-    monkeypatch.setitem(sys.modules, "alignlab.models", fake)
+    monkeypatch.setattr(zoo, "check_model_name", check_model_name)
     for name, default in (("model", "minilm-l6"), ("models", ["minilm-l6"]),
                           ("teacher_model", "minilm-l6"), ("judge_models", ["minilm-l6"])):
         value = ["minilm-l6"] if isinstance(default, list) else "minilm-l6"
-        assert runner.check_value("nb", p(name, default), value) == value
+        assert check_value("nb", p(name, default), value) == value
         bad = ["minilm-l6", "gpt-7"] if isinstance(default, list) else "gpt-7"
         with pytest.raises(ParameterError, match=f"'{name}'.*unknown model 'gpt-7'.*minilm-l6"):
-            runner.check_value("nb", p(name, default), bad)
+            check_value("nb", p(name, default), bad)
 
 
-def test_model_check_is_skipped_while_alignlab_models_is_absent(monkeypatch):
-    monkeypatch.setitem(sys.modules, "alignlab.models", None)  # import fails: module not found
-    assert runner.check_value("nb", p("models", ["x"]), ["anything"]) == ["anything"]
+def test_the_real_model_check_names_the_embedded_models():
+    with pytest.raises(ParameterError, match="'model'.*not a model!.*minilm-l6"):
+        check_value("nb", p("model", "minilm-l6"), "not a model!")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -188,7 +196,7 @@ def test_cli_validation_errors_exit_2_before_any_kernel(project, no_kernel, caps
 def test_profile_errors_name_the_profile(project, no_kernel):
     (project / "profiles" / "bad.yaml").write_text("90_ok:\n  n_itemz: 3\n")
     with pytest.raises(ParameterError, match="no parameter 'n_itemz' \\(profile 'bad'\\)"):
-        runner.plan_runs(["90_ok"], "bad")
+        plan_runs(["90_ok"], "bad")
 
 
 def test_dry_run_validates_and_prints_without_running(project, no_kernel, capsys):
@@ -209,24 +217,24 @@ def test_dry_run_validates_and_prints_without_running(project, no_kernel, capsys
     ("-2E5", -2e5), ("[1e-3, 2]", [1e-3, 2]), ("2025-01-01", "2025-01-01"),
 ])
 def test_parse_value_is_yaml(text, value):
-    assert runner.parse_value(text) == value
+    assert parse_value(text) == value
 
 
 def test_merge_order_defaults_profile_all_profile_notebook_then_p(project):
     # 90_ok: defaults n_items=3 scale=1.5 label=a; test.yaml all: n_items=9 scale=2.0;
     # test.yaml 90_ok: n_items=5 label=b
-    assert runner.resolve_params("90_ok", "quick") == {
+    assert resolve_params("90_ok", "quick") == {
         "n_items": 3, "scale": 1.5, "label": "a", "seeds": [0, 1], "note": None}
-    params = runner.resolve_params("90_ok", "test")
+    params = resolve_params("90_ok", "test")
     assert (params["n_items"], params["scale"], params["label"]) == (5, 2.0, "b")
-    params = runner.resolve_params("90_ok", "test", {"scale": 4, "label": "a"})
+    params = resolve_params("90_ok", "test", {"scale": 4, "label": "a"})
     assert (params["n_items"], params["scale"], params["label"]) == (5, 4, "a")
     # 91_fails has no section in test.yaml: `all` applies to the parameters it has
-    assert runner.resolve_params("91_fails", "test") == {"n_items": 9}
+    assert resolve_params("91_fails", "test") == {"n_items": 9}
 
 
 def test_p_overrides_go_to_the_notebooks_that_have_them(project):
-    plans = dict(runner.plan_runs(["90_ok", "91_fails"], "quick", {"scale": 3.0, "n_items": 2}))
+    plans = dict(plan_runs(["90_ok", "91_fails"], "quick", {"scale": 3.0, "n_items": 2}))
     assert plans["90_ok"]["scale"] == 3.0 and plans["90_ok"]["n_items"] == 2
     assert plans["91_fails"] == {"n_items": 2}
 
@@ -299,10 +307,10 @@ def test_save_metrics_interactively_goes_to_the_notebooks_folder(project, capsys
 def test_run_id_is_time_and_parameter_hash():
     import datetime
     when = datetime.datetime(2025, 1, 2, 3, 4, 5)
-    a = runner.make_run_id({"b": 1, "a": [1, 2]}, when)
+    a = execute.make_run_id({"b": 1, "a": [1, 2]}, when)
     assert re.fullmatch(r"20250102-030405-[0-9a-f]{8}", a)
-    assert a == runner.make_run_id({"a": [1, 2], "b": 1}, when)  # canonical: key order ignored
-    assert a != runner.make_run_id({"a": [1, 2], "b": 2}, when)
+    assert a == execute.make_run_id({"a": [1, 2], "b": 1}, when)  # canonical: key order ignored
+    assert a != execute.make_run_id({"a": [1, 2], "b": 2}, when)
 
 
 def test_interrupt_marks_the_run_failed_and_reraises(project, monkeypatch):
@@ -313,7 +321,7 @@ def test_interrupt_marks_the_run_failed_and_reraises(project, monkeypatch):
 
     monkeypatch.setattr(papermill, "execute_notebook", interrupted)
     with pytest.raises(KeyboardInterrupt):
-        runner.run_notebook("90_ok", progress_bar=False)
+        execute.run_notebook("90_ok", progress_bar=False)
     [run] = registry.read_runs()
     assert (run["status"], run["error"], run["failed_cell"]) == ("failed", "interrupted", None)
     assert cli.main(["run", "90_ok", "--no-progress"]) == 130
@@ -363,6 +371,11 @@ def test_real_runs(project, capsys):
     assert ok["metrics"] == {"total": 6.0, "n_seeds": 2.0, "is_a": 1.0, "undefined": None}
     assert ok["failed_cell"] is None and ok["error"] is None
     assert (folder / "kernel.txt").read_text() == sys.executable  # the kernel ran this python
+    # a headless run keeps progress bars out of the executed notebook: no stderr, no widgets
+    executed = json.loads((folder / "90_ok.ipynb").read_text())
+    outputs = [o for cell in executed["cells"] for o in cell.get("outputs", [])]
+    assert not [o for o in outputs if o.get("name") == "stderr"]
+    assert "progress-bar" not in json.dumps(outputs) and "widgets" not in executed["metadata"]
 
     # 91_fails: failed in cell 4 of the source notebook; the executed notebook shows the error
     assert failed["status"] == "failed"
@@ -380,3 +393,134 @@ def test_real_runs(project, capsys):
     listing = capsys.readouterr().out
     assert "total=6 n_seeds=2 is_a=1 undefined=null" in listing
     assert "cell 4: RuntimeError: boom with n_items=4" in listing
+
+
+# ---------------------------------------------------------------------------------------------
+# Paths: resolved against the caller's directory, checked before any kernel starts
+
+PATHS_CELL = 'data_path = None\nlama_folder = None\nmodel = "minilm-l6"\ndataset = "world-facts"\n'
+
+
+@pytest.fixture
+def paths_notebook(project):
+    """92_paths: a notebook with path, model and dataset parameters."""
+    cells = [{"cell_type": "code", "id": "params", "metadata": {"tags": ["parameters"]},
+              "execution_count": None, "outputs": [], "source": PATHS_CELL}]
+    nb_json = {"cells": cells, "metadata": {}, "nbformat": 4, "nbformat_minor": 5}
+    (project / "notebooks" / "92_paths.ipynb").write_text(json.dumps(nb_json))
+    elsewhere = project / "elsewhere"
+    (elsewhere / "data").mkdir(parents=True)
+    (elsewhere / "data" / "items.json").write_text("[]")
+    (elsewhere / "my-model").mkdir()
+    (elsewhere / "my-model" / "config.json").write_text("{}")
+    return elsewhere
+
+
+def test_path_parameters_are_made_absolute_against_the_callers_directory(paths_notebook, monkeypatch):
+    monkeypatch.chdir(paths_notebook)
+    params = resolve_params("92_paths", "quick", {"data_path": "data/items.json", "lama_folder": "./data",
+                                                  "model": "./my-model"})
+    assert params["data_path"] == str(paths_notebook / "data" / "items.json")
+    assert params["lama_folder"] == str(paths_notebook / "data")
+    assert params["model"] == str(paths_notebook / "my-model")  # the model check accepts the folder
+    assert params["dataset"] == "world-facts"  # not a path: unchanged
+    # the kernel (in notebooks/) gets absolute paths, and its own check agrees
+    monkeypatch.chdir(paths_notebook.parent / "notebooks")
+    assert nb.check_params("92_paths", params) == params
+
+
+@pytest.mark.parametrize("name, value", [
+    ("data_path", "data/nope.json"), ("lama_folder", "no-such-folder"), ("model", "./no-model"),
+    ("dataset", "../nowhere/data"),
+])
+def test_a_missing_path_fails_before_any_kernel_naming_the_parameter(paths_notebook, monkeypatch, no_kernel,
+                                                                    capsys, name, value):
+    import os
+    monkeypatch.chdir(paths_notebook)
+    assert cli.main(["run", "92_paths", "-p", name, value]) == 2
+    err = capsys.readouterr().err
+    assert f"'{name}'" in err and os.path.abspath(paths_notebook / value) in err
+    assert not (paths_notebook.parent / "results").exists()
+
+
+def test_hub_ids_and_names_are_not_paths(tmp_path):
+    from alignlab.run.params import resolve_paths
+    for name, value in (("model", "gpt2"), ("models", ["allenai/sciq", "minilm-l6"]),
+                        ("dataset", "allenai/sciq"), ("data_path", None), ("n_items", 3)):
+        assert resolve_paths("nb", name, value, tmp_path) == value
+    (tmp_path / "gpt2").mkdir()  # an existing local folder is a path, even without ./
+    assert resolve_paths("nb", "models", ["gpt2", "minilm-l6"], tmp_path) == [str(tmp_path / "gpt2"), "minilm-l6"]
+    assert resolve_paths("nb", "data_path", "~", tmp_path) == str(Path.home())
+
+
+def test_profile_paths_are_relative_to_the_project_root(paths_notebook, project, monkeypatch):
+    (project / "profiles" / "local.yaml").write_text("92_paths:\n  data_path: elsewhere/data/items.json\n")
+    monkeypatch.chdir(paths_notebook / "data")
+    params = resolve_params("92_paths", "local")
+    assert params["data_path"] == str(paths_notebook / "data" / "items.json")
+
+
+FIXTURE = REPO.parent / "shared" / "fixtures" / "real" / "cdeval" / "CDEval.json"
+
+
+@pytest.mark.skipif(not FIXTURE.is_file(), reason="needs ../shared/fixtures/real/cdeval")
+def test_cdeval_path_from_the_project_root(monkeypatch, no_kernel, capsys):
+    monkeypatch.delenv("ALIGNLAB_ROOT", raising=False)
+    monkeypatch.chdir(REPO)
+    argv = ["run", "04_cultural_dimensions", "-p", "dataset", "cdeval", "-p", "cdeval_path"]
+    assert cli.main([*argv, "../shared/fixtures/real/cdeval/CDEval.json", "--dry-run"]) == 0
+    assert f"cdeval_path = {str(FIXTURE.resolve())!r}   # changed" in capsys.readouterr().out
+    assert cli.main([*argv, "../shared/fixtures/real/cdeval/Nope.json", "--dry-run"]) == 2
+    err = capsys.readouterr().err
+    assert "'cdeval_path'" in err and str(FIXTURE.parent.resolve() / "Nope.json") in err
+
+
+# ---------------------------------------------------------------------------------------------
+# Headless kernels are quiet; validation is fast and imports nothing heavy
+
+def test_headless_kernels_get_quiet_progress_bars(monkeypatch, tmp_path):
+    monkeypatch.setenv("TRANSFORMERS_VERBOSITY", "info")  # the caller's own setting wins
+    env = execute.kernel_environment("90_ok", tmp_path)
+    assert env["TQDM_DISABLE"] == "1" and env["HF_HUB_DISABLE_PROGRESS_BARS"] == "1"
+    assert env["HF_DATASETS_DISABLE_PROGRESS_BARS"] == "1" and "TRANSFORMERS_VERBOSITY" not in env
+    assert env["ALIGNLAB_RUN_DIR"] == str(tmp_path) and env["ALIGNLAB_NOTEBOOK"] == "90_ok"
+    import tqdm
+    assert tuple(int(x) for x in tqdm.__version__.split(".")[:2]) >= (4, 66)  # reads TQDM_* defaults
+
+
+def test_bad_input_fails_in_under_two_seconds_without_heavy_imports(project):
+    import subprocess
+    code = ("import sys, time; t = time.monotonic(); from alignlab.run import cli\n"
+            "status = cli.main(['run', '90_ok', '-p', 'n_items', 'abc'])\n"
+            "heavy = [m for m in ('torch', 'papermill', 'transformers', 'pandas') if m in sys.modules]\n"
+            "print(status, round(time.monotonic() - t, 2), heavy)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    status, seconds, heavy = out.stdout.split(maxsplit=2)
+    assert status == "2" and "'n_items'" in out.stderr
+    assert float(seconds) < 2.0 and heavy.strip() == "[]"
+
+
+@pytest.mark.parametrize("command, words", [(["models"], ["minilm-l6", "gemma3-270m"]),
+                                            (["data"], ["world-facts", "facts-triples"])])
+def test_cli_listing_commands(capsys, command, words):
+    assert cli.main(command) == 0
+    out = capsys.readouterr().out
+    assert all(word in out for word in words)
+
+
+def test_save_figure_of_nothing_saves_nothing(project, monkeypatch):
+    monkeypatch.setenv("ALIGNLAB_NOTEBOOK", "90_ok")
+    assert nb.save_figure(None, "empty") is None
+    assert not (project / "figures").exists()
+
+
+def test_a_choice_or_embedded_name_is_not_taken_for_a_local_folder(tmp_path, monkeypatch):
+    """`-p dataset cdeval` from a folder that happens to hold `cdeval/` still means the dataset."""
+    from alignlab.run.params import resolve_params
+
+    (tmp_path / "cultural-items").mkdir()
+    (tmp_path / "smollm2-135m").mkdir()
+    monkeypatch.chdir(tmp_path)
+    params = resolve_params("04_cultural_dimensions", "quick",
+                            {"dataset": "cultural-items", "models": ["smollm2-135m"]})
+    assert params["dataset"] == "cultural-items" and params["models"] == ["smollm2-135m"]

@@ -1,10 +1,14 @@
-"""Batched scoring equals an unbatched, unpadded reference; sums, means and groupings are right."""
+"""Batched scoring equals an unbatched, unpadded reference; sums, means and padding are right."""
+
+import copy
 
 import numpy as np
 import pytest
+import torch
 
-from alignlab.lm.scoring import choice_probabilities, score_choices, score_labels, score_pairs, score_pairs_naive
-from alignlab.testing import tiny_causal_lm
+from alignlab.lm.batching import pad_batch, pad_token_id, position_ids
+from alignlab.lm.scoring import score_labels, score_pairs, score_pairs_naive
+from alignlab.testing import tiny_causal_lm, tiny_tokenizer
 
 PAIRS = [
     ("Q: What is the capital of France? A:", " Paris"),
@@ -40,14 +44,40 @@ def test_mean_is_sum_over_continuation_tokens():
     assert np.all(scores.sum < 0)
 
 
-def test_score_choices_groups_in_order():
-    model, tokenizer = tiny_causal_lm()
-    contexts = ["The capital of France is", "Oxygen has the chemical symbol"]
-    choices = [[" Paris", " Lima", " Rome"], [" O", " Ox"]]
-    grouped = score_choices(model, tokenizer, contexts, choices, batch_size=2)
-    flat = score_pairs_naive(model, tokenizer, [(c, x) for c, xs in zip(contexts, choices) for x in xs]).sum
-    assert [len(g) for g in grouped] == [3, 2]
-    np.testing.assert_allclose(np.concatenate(grouped), flat, rtol=1e-5, atol=1e-4)
+def _padded_by_hand(sequences, pad_id, side):
+    """The reference: a tensor of pad ids filled row by row, and the mask of real tokens."""
+    width = max(len(ids) for ids in sequences)
+    input_ids = torch.full((len(sequences), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(sequences), width), dtype=torch.long)
+    for row, ids in enumerate(sequences):
+        cols = slice(width - len(ids), width) if side == "left" else slice(0, len(ids))
+        input_ids[row, cols] = torch.tensor(ids)
+        mask[row, cols] = 1
+    return input_ids, mask
+
+
+@pytest.mark.parametrize("side", ["left", "right"])
+def test_pad_batch_equals_padding_by_hand(side):
+    tokenizer = tiny_tokenizer()
+    sequences = [[5, 6, 7], [8], [1, 2, 3, 4, 5], [9, 9]]
+    input_ids, mask = pad_batch(tokenizer, sequences, side=side)
+    expected_ids, expected_mask = _padded_by_hand(sequences, pad_token_id(tokenizer), side)
+    assert input_ids.dtype == mask.dtype == torch.long
+    assert torch.equal(input_ids, expected_ids) and torch.equal(mask, expected_mask)
+    if side == "left":
+        assert position_ids(mask)[:, -1].tolist() == [len(ids) - 1 for ids in sequences]
+        assert position_ids(mask)[1].tolist() == [0, 0, 0, 0, 0]
+
+
+def test_pad_batch_needs_a_pad_token_and_a_known_side():
+    tokenizer = tiny_tokenizer()
+    with pytest.raises(ValueError, match="side"):
+        pad_batch(tokenizer, [[1]], side="middle")
+    no_pad = copy.deepcopy(tokenizer)  # the tiny tokenizer is shared: change a copy
+    no_pad.pad_token = None
+    assert pad_token_id(no_pad) == no_pad.eos_token_id
+    with pytest.raises(ValueError, match="no pad token"):
+        pad_batch(no_pad, [[1], [1, 2]])
 
 
 def test_truncation_keeps_the_continuation():
@@ -62,11 +92,6 @@ def test_empty_continuation_is_an_error():
     model, tokenizer = tiny_causal_lm()
     with pytest.raises(ValueError, match="continuation 0"):
         score_pairs(model, tokenizer, [("context", "")])
-
-
-def test_choice_probabilities_softmax():
-    p = choice_probabilities(np.array([np.log(1.0), np.log(3.0)]))
-    np.testing.assert_allclose(p, [0.25, 0.75])
 
 
 @pytest.mark.parametrize("arch", ["llama", "gemma3"])

@@ -1,13 +1,32 @@
-"""PGR on known numbers (and the undefined case); the pipeline on synthetic features; finetune mode."""
+"""PGR on known numbers (and the undefined case); the study's parameters; the pipeline on synthetic
+features; finetune mode; the notebook end to end."""
 
+import dataclasses
 import math
+import subprocess
+import sys
 import warnings
 
 import numpy as np
+import pandas as pd
 import pytest
+import torch
 
-from alignlab.studies.w2sg import pipeline as w2s
-from alignlab.training.learners import FinetuneLearner, ProbeLearner, TrainConfig, finetune_classifier, length_batches
+from alignlab.lm.batching import pad_batch
+from alignlab.models.load import SequenceClassifier
+from alignlab.run.params import read_parameters
+from alignlab.studies.base import ParameterError
+from alignlab.studies.w2sg import pipeline, report
+from alignlab.studies.w2sg.config import Config
+from alignlab.training import LOSSES, METHODS, w2s
+from alignlab.training.learners import (
+    FinetuneLearner,
+    FitConfig,
+    LinearHead,
+    ProbeLearner,
+    finetune_classifier,
+    length_batches,
+)
 
 
 def test_pgr_known_numbers():
@@ -40,6 +59,97 @@ def test_split_halves_partition_and_depend_on_seed():
     np.testing.assert_array_equal(a1, w2s.split_halves(101, seed=0)[0])
 
 
+# ---------------------------------------------------------------------------------------------
+# Parameters: the notebook's parameters cell gives the defaults, Config.check validates
+
+
+def notebook_defaults() -> dict:
+    return {name: p.default for name, p in read_parameters("01_w2sg_ensembles").items()}
+
+
+def quick_config(**overrides) -> Config:
+    """The quick configuration (the notebook's defaults) with `overrides`, checked."""
+    return Config.from_params({**notebook_defaults(), **overrides})
+
+
+def test_config_takes_the_notebook_defaults():
+    config = quick_config()
+    assert dataclasses.asdict(config) == notebook_defaults()
+    assert config.pairs == [("minilm-l6", "gemma3-270m")] and config.first_pair == "minilm-l6 -> gemma3-270m"
+    assert config.icl_seeds == [0, 1, 2]
+
+
+def test_the_seed_cache_key_is_unchanged():
+    """W2SConfig is hashed into each seed's cache key: the quick profile must give these values."""
+    assert dataclasses.asdict(pipeline.w2s_config(quick_config())) == {
+        "mode": "probe", "feature_layer": 0.5, "losses": ["xent", "logconf", "product"],
+        "methods": ["single", "bagging", "boosting"], "n_bagging": 10, "n_boosting": 10, "epochs": 100, "lr": 0.01,
+        "batch_size": 4096, "weight_decay": 1e-3, "alpha_max": 0.75, "warmup_frac": 0.2, "student_val": "weak",
+        "train_layers": None, "lora_r": 0, "finetune_epochs": 2, "finetune_lr": 5e-5, "finetune_batch_size": 16}
+
+
+def test_w2s_config_defaults_serve_the_judge_student():
+    """Study 02 builds W2SConfig(mode=..., losses=["xent"], methods=["single"]) and trains with the rest."""
+    config = w2s.W2SConfig(mode="probe", losses=["xent"], methods=["single"])
+    assert (config.feature_layer, config.epochs, config.lr, config.batch_size) == (0.5, 100, 1e-2, 4096)
+    assert config.fit_config("xent", 3) == FitConfig(loss="xent", epochs=100, lr=1e-2, batch_size=4096,
+                                                     weight_decay=1e-3, alpha_max=0.75, warmup_frac=0.2, seed=3)
+    finetune = w2s.W2SConfig(mode="finetune", losses=["xent"], methods=["single"]).fit_config("logconf", 1)
+    assert (finetune.epochs, finetune.lr, finetune.batch_size, finetune.weight_decay) == (2, 5e-5, 16, 0.0)
+
+
+@pytest.mark.parametrize("name, value", [
+    ("strong_models", ["gemma3-270m", "smollm2-135m"]),  # two strong models for one weak one
+    ("strong_models", []),
+    ("mode", "lora"),
+    ("feature_layer", 1.5),
+    ("feature_layer", -0.1),
+    ("seeds", []),
+    ("losses", ["hinge"]),
+    ("losses", []),
+    ("n_bagging", 0),
+    ("n_boosting", 0),
+    ("epochs", 0),
+    ("finetune_epochs", 0),
+    ("lr", 0.0),
+    ("finetune_lr", -1e-5),
+    ("alpha_max", 2.0),
+    ("warmup_frac", -0.5),
+    ("student_val", "silver"),
+    ("split_limit", -1),
+    ("lora_r", -4),
+    ("icl_k", []),
+    ("icl_k", [0, -2]),
+    ("icl_retrievers", []),
+    ("icl_retrievers", ["dense"]),
+    ("icl_sources", ["noisy"]),
+    ("n_icl_questions", 0),
+    ("icl_n_seeds", 0),
+    ("icl_flip_fraction", 1.5),
+    ("icl_flip_fraction", "half"),
+])
+def test_config_check_rejects_bad_values_naming_the_parameter(name, value):
+    with pytest.raises(ParameterError, match=f"parameter '{name}' of 01_w2sg_ensembles") as error:
+        quick_config(**{name: value})
+    assert repr(value) in str(error.value) or name == "strong_models"
+
+
+def test_config_accepts_edge_values():
+    quick_config(feature_layer=1.0, split_limit=60, icl_k=[0], icl_flip_fraction=0.0, alpha_max=0.0, lora_r=8,
+                 weak_models=["minilm-l6", "minilm-l6"], strong_models=["gemma3-270m", "smollm2-135m"])
+
+
+def test_config_imports_without_numpy_or_torch():
+    code = ("import sys, alignlab.studies.w2sg.config; "
+            "heavy = [m for m in ('torch', 'numpy', 'pandas', 'sklearn', 'transformers') if m in sys.modules]; "
+            "assert not heavy, heavy")
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+# ---------------------------------------------------------------------------------------------
+# The pipeline on synthetic features
+
+
 def synthetic(n=600, seed=0):
     """A latent label; the strong features see it clearly, the weak ones through noise."""
     rng = np.random.default_rng(seed)
@@ -57,10 +167,10 @@ def synthetic(n=600, seed=0):
 
 def test_run_seed_orders_weak_below_ceiling_and_reports_every_method_and_loss():
     weak, strong, labels = synthetic()
-    config = w2s.W2SConfig(n_bagging=4, n_boosting=3, epochs=60)
-    out = w2s.run_seed(weak, strong, labels, config, seed=0)
+    config = w2s.W2SConfig(losses=list(LOSSES), methods=list(METHODS), n_bagging=4, n_boosting=3, epochs=60)
+    out = pipeline.run_seed(weak, strong, labels, config, seed=0)
     rows = out["rows"]
-    assert {(r["method"], r["loss"]) for r in rows} == {(m, l) for m in w2s.METHODS for l in config.losses}
+    assert {(r["method"], r["loss"]) for r in rows} == {(m, loss) for m in METHODS for loss in config.losses}
     single = next(r for r in rows if r["method"] == "single" and r["loss"] == "xent")
     assert single["weak_acc"] < single["ceiling_acc"]
     assert 0.55 < single["weak_acc"] < 0.8 and single["ceiling_acc"] > 0.85
@@ -75,34 +185,43 @@ def test_run_seed_orders_weak_below_ceiling_and_reports_every_method_and_loss():
 def test_seeds_change_the_results_and_a_seed_reproduces():
     weak, strong, labels = synthetic()
     config = w2s.W2SConfig(methods=["single"], losses=["xent"], epochs=40)
-    a = w2s.run_seed(weak, strong, labels, config, 0)["rows"][0]
-    b = w2s.run_seed(weak, strong, labels, config, 1)["rows"][0]
-    assert a == w2s.run_seed(weak, strong, labels, config, 0)["rows"][0]
+    a = pipeline.run_seed(weak, strong, labels, config, 0)["rows"][0]
+    b = pipeline.run_seed(weak, strong, labels, config, 1)["rows"][0]
+    assert a == pipeline.run_seed(weak, strong, labels, config, 0)["rows"][0]
     assert a["weak_label_acc"] != b["weak_label_acc"]
 
 
-def test_check_config_names_the_parameter():
-    with pytest.raises(ValueError, match="losses"):
-        w2s.check_config(w2s.W2SConfig(losses=["hinge"]))
-    with pytest.raises(ValueError, match="mode"):
-        w2s.check_config(w2s.W2SConfig(mode="lora"))
-    with pytest.raises(ValueError, match="alpha_max"):
-        w2s.check_config(w2s.W2SConfig(alpha_max=2.0))
-    with pytest.raises(ValueError, match="feature_layer"):
-        w2s.check_config(w2s.W2SConfig(feature_layer=1.5))
-
-
 def test_add_pgr_and_metrics_keys():
-    import pandas as pd
-
     weak, strong, labels = synthetic()
-    out = w2s.run_seed(weak, strong, labels, w2s.W2SConfig(n_bagging=2, n_boosting=2, epochs=30), 0)
-    results = w2s.add_pgr(pd.DataFrame([{"pair": "w -> s", **r} for r in out["rows"]]))
-    m = w2s.metrics(results, pd.DataFrame(out["curve"]))
+    config = w2s.W2SConfig(losses=list(LOSSES), methods=list(METHODS), n_bagging=2, n_boosting=2, epochs=30)
+    out = pipeline.run_seed(weak, strong, labels, config, 0)
+    results = pipeline.add_pgr(pd.DataFrame([{"pair": "w -> s", **r} for r in out["rows"]]))
+    m = report.metrics(results, pd.DataFrame(out["curve"]))
     for key in ("weak_acc", "ceiling_acc", "student_acc_xent", "student_acc_logconf", "pgr_xent", "pgr_logconf",
                 "bagging_weak_acc", "bagging_pgr", "boosting_weak_acc", "boosting_pgr"):
         assert key in m and np.isfinite(m[key])
-    assert len(w2s.summary_table(results)) == 9
+    assert len(report.summary_table(results)) == 9
+    assert "**Conclusion** (w -> s, 1 seeds" in report.conclusion(results, pd.DataFrame(out["curve"]))
+
+
+def test_add_pgr_warns_for_every_undefined_row():
+    rows = pd.DataFrame({"weak_acc": [0.7, 0.7, 0.6], "student_acc": [0.8, 0.8, 0.7], "ceiling_acc": [0.7, 0.65, 0.8],
+                         "weak_auc": [0.7, 0.7, 0.6], "student_auc": [0.8, 0.8, 0.7], "ceiling_auc": [0.9, 0.9, 0.8]})
+    for _ in range(2):  # the second call warns again, too
+        with pytest.warns(w2s.PGRUndefinedWarning) as record:
+            out = pipeline.add_pgr(rows)
+        assert len(record) == 2
+    assert out.pgr_acc.isna().tolist() == [True, True, False] and out.pgr_acc.iloc[2] == pytest.approx(0.5)
+
+
+def test_linear_head_probabilities_are_a_softmax_of_its_logits():
+    rng = np.random.default_rng(0)
+    head = LinearHead(np.zeros(3, np.float32), np.ones(3, np.float32), rng.normal(size=(2, 3)).astype(np.float32),
+                      np.zeros(2, np.float32))
+    X = rng.normal(size=(5, 3)).astype(np.float32) * 30
+    z = head.logits(X)
+    by_hand = np.exp(z - z.max(1, keepdims=True))
+    np.testing.assert_array_equal(head.predict_proba(X), by_hand / by_hand.sum(1, keepdims=True))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -110,16 +229,24 @@ def test_add_pgr_and_metrics_keys():
 
 
 def tiny_classifier(seed=0):
-    from alignlab.models import _make_classifier_class
     from alignlab.testing import tiny_causal_lm
-
-    import torch
 
     torch.manual_seed(seed)
     model, tokenizer = tiny_causal_lm("llama", seed=seed)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
-    return _make_classifier_class()(model.model, 2, "last"), tokenizer
+    return SequenceClassifier(model.model, 2, "last"), tokenizer
+
+
+def test_right_padding_is_the_training_loops_own():
+    """The loop pads with `pad_batch(..., side="right")`: pad ids after each sequence, mask 1 on real tokens."""
+    _, tokenizer = tiny_classifier()
+    encoded = [[5, 6, 7], [8], [9, 10]]
+    input_ids, mask = pad_batch(tokenizer, encoded, side="right")
+    pad = tokenizer.pad_token_id
+    assert input_ids.dtype == torch.long and mask.dtype == torch.long
+    assert input_ids.tolist() == [[5, 6, 7], [8, pad, pad], [9, 10, pad]]
+    assert mask.tolist() == [[1, 1, 1], [1, 0, 0], [1, 1, 0]]
 
 
 def test_length_batches_cover_every_index_once():
@@ -134,7 +261,8 @@ def test_length_batches_cover_every_index_once():
 def test_finetune_learns_a_trivial_task(kwargs):
     texts = [("good " if i % 2 else "bad ") + "x " * (i % 5) for i in range(64)]
     labels = np.array([i % 2 for i in range(64)])
-    config = TrainConfig(loss="xent", epochs=6, lr=3e-3, batch_size=16, weight_decay=0.0)
+    config = FitConfig(loss="xent", epochs=6, lr=3e-3, batch_size=16, weight_decay=0.0, alpha_max=0.75,
+                       warmup_frac=0.2, seed=0)
     model = finetune_classifier(tiny_classifier(), texts, labels, config, val_texts=texts, val_labels=labels, **kwargs)
     probs = model.predict_proba(texts)
     assert probs.shape == (64, 2) and np.allclose(probs.sum(1), 1, atol=1e-5)
@@ -145,23 +273,23 @@ def test_finetune_reads_the_last_real_token_not_pads():
     """Padding must not change a text's prediction (the head reads through the attention mask)."""
     classifier, tokenizer = tiny_classifier()
     model = finetune_classifier((classifier, tokenizer), ["a b", "c"] * 4, np.array([0, 1] * 4),
-                                TrainConfig(epochs=1, batch_size=8, lr=1e-3))
+                                FitConfig(loss="xent", epochs=1, batch_size=8, lr=1e-3, weight_decay=1e-3,
+                                          alpha_max=0.75, warmup_frac=0.2, seed=0))
     alone = model.predict_proba(["a b c d e"], batch_size=1)
     batched = model.predict_proba(["a b c d e", "a b c d e f g h i j k l m n o p"], batch_size=2)[:1]
     np.testing.assert_allclose(alone, batched, atol=1e-5)
 
 
 def test_finetune_learner_has_the_probe_api(monkeypatch):
-    import alignlab.training.learners as train
-
-    monkeypatch.setattr("alignlab.models.load_classifier", lambda name, num_labels=2: tiny_classifier())
+    monkeypatch.setattr("alignlab.training.learners.load_classifier", lambda name, num_labels=2: tiny_classifier())
     texts = {"train": ["good a", "bad b"] * 8, "validation": ["good c", "bad d"], "test": ["good e", "bad f"]}
     learner = FinetuneLearner("tiny", texts)
-    model = learner.fit("train", np.arange(16), np.array([0, 1] * 8), TrainConfig(epochs=2, batch_size=8, lr=1e-3),
-                        val_labels=np.array([0, 1]))
+    config = FitConfig(loss="xent", epochs=2, batch_size=8, lr=1e-3, weight_decay=1e-3, alpha_max=0.75,
+                       warmup_frac=0.2, seed=0)
+    model = learner.fit("train", np.arange(16), np.array([0, 1] * 8), config, val_labels=np.array([0, 1]))
     assert learner.predict(model, "test").shape == (2, 2)
     assert learner.predict(model, "train", [0, 1, 2]).shape == (3, 2)
-    assert train.FinetuneLearner.mode == "finetune"
+    assert FinetuneLearner.mode == "finetune"
 
 
 # ---------------------------------------------------------------------------------------------

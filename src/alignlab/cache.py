@@ -24,8 +24,8 @@ Safety:
   first and read its result instead of computing it again.
 - Values are stored in plain formats, never by pickling arbitrary objects:
     numpy array, or dict of str -> array  ->  .npz      (loaded with allow_pickle=False)
-    pandas DataFrame                      ->  .parquet  (.pkl when pyarrow is missing or
-                                                         the frame has non-string columns)
+    pandas DataFrame                      ->  .parquet  (.pkl when the frame has non-string
+                                                         or repeated column names)
     torch tensor, or (nested) dict/list
       of tensors, e.g. a state dict       ->  .pt       (loaded with weights_only=True, on CPU)
     JSON data (dict/list/str/number/bool) ->  .json     (tuples become lists)
@@ -45,7 +45,6 @@ import math
 import os
 import re
 import shutil
-import sys
 import warnings
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -53,6 +52,8 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import numpy as np
+import pandas as pd
+import torch
 from filelock import FileLock
 
 from alignlab import paths
@@ -108,18 +109,14 @@ def _canonical(value: Any, name: str) -> Any:
             "dtype": value.dtype.str,
             "shape": list(value.shape),
         }
-    if "torch" in sys.modules and isinstance(value, sys.modules["torch"].Tensor):
-        import torch
-
+    if isinstance(value, torch.Tensor):
         flat = value.detach().cpu().contiguous().reshape(-1)
         return {
             "__tensor__": _sha256_bytes(flat.view(torch.uint8).numpy().tobytes()),
             "dtype": str(value.dtype),
             "shape": list(value.shape),
         }
-    if "pandas" in sys.modules and isinstance(value, sys.modules["pandas"].DataFrame):
-        import pandas as pd
-
+    if isinstance(value, pd.DataFrame):
         try:
             row_hashes = pd.util.hash_pandas_object(value, index=True).to_numpy()
         except TypeError as error:
@@ -158,10 +155,6 @@ def _is_array_dict(value: Any) -> bool:
 
 def _is_tensor_tree(value: Any) -> bool:
     """A tensor, or nested dicts/lists of tensors and plain numbers with at least one tensor."""
-    if "torch" not in sys.modules:
-        return False
-    torch = sys.modules["torch"]
-
     def leaves(node):
         if isinstance(node, dict):
             for item in node.values():
@@ -217,8 +210,6 @@ def _save_parquet(f, value) -> None:
 
 
 def _load_parquet(path: Path):
-    import pandas as pd
-
     return pd.read_parquet(path)
 
 
@@ -227,20 +218,14 @@ def _save_pickle(f, value) -> None:
 
 
 def _load_pickle(path: Path):
-    import pandas as pd
-
     return pd.read_pickle(path)
 
 
 def _save_torch(f, value) -> None:
-    import torch
-
     torch.save(value, f)
 
 
 def _load_torch(path: Path):
-    import torch
-
     return torch.load(path, map_location="cpu", weights_only=True)
 
 
@@ -253,10 +238,7 @@ def _load_json(path: Path):
 
 
 def _parquet_ok(df) -> bool:
-    try:
-        import pyarrow  # noqa: F401  (only probing whether parquet is available)
-    except ImportError:
-        return False
+    """Parquet (pyarrow, installed with `datasets`) needs unique string column names."""
     return all(isinstance(c, str) for c in df.columns) and df.columns.is_unique
 
 
@@ -264,7 +246,7 @@ def _format(value: Any) -> tuple[str, Callable, Any]:
     """(extension, writer, value to write) for a value, or TypeError if it has no format."""
     if isinstance(value, np.ndarray) or _is_array_dict(value):
         return ".npz", _save_npz, value
-    if "pandas" in sys.modules and isinstance(value, sys.modules["pandas"].DataFrame):
+    if isinstance(value, pd.DataFrame):
         if _parquet_ok(value):
             return ".parquet", _save_parquet, value
         return ".pkl", _save_pickle, value
@@ -354,6 +336,13 @@ class Cache:
         paths.atomic_write(folder / f"{key}{_META_SUFFIX}", lambda f: f.write(meta_text))
         return path
 
+    def lookup(self, kind: str, version: str, **inputs) -> tuple[bool, Any]:
+        """(found, value) for (kind, version, inputs), computing and writing nothing; (False,
+        None) on a miss, an unreadable entry, or with `ALIGNLAB_NO_CACHE` set."""
+        if cache_disabled():
+            return False, None
+        return self._read(kind, self.key(kind, version, **inputs))
+
     def memo(self, kind: str, version: str, compute: Callable[[], T], **inputs) -> T:
         """The cached value for (kind, version, inputs), computing and storing it on a miss.
 
@@ -397,8 +386,6 @@ class Cache:
 
     def info(self):
         """A DataFrame with one row per kind: kind, entries, bytes (size of the stored values)."""
-        import pandas as pd
-
         rows = []
         for folder in self._kind_dirs():
             files = list(_value_files(folder))

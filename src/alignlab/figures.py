@@ -5,12 +5,14 @@
   (`pdf.fonttype = 42`, so text stays editable in Illustrator/Inkscape), constrained layout.
 - `figsize("column" | "text", aspect)` gives sizes in inches that match the paper columns,
   so a figure is drawn at its printed size and its fonts print at the size set here.
-- `save_figure(fig, study, name)` writes `figures/<study>/<name>.pdf` and `.png` (300 dpi)
-  and a copy into the current run folder, `<run_dir>/figures/`. The PDF carries no creation
-  date and a fixed producer, so saving the same figure twice gives the same bytes and
-  re-running a notebook does not churn the committed figures.
+- `export_figure(fig, study, name)` writes `figures/<study>/<name>.pdf` and `.png` (300 dpi)
+  and a copy into the current run folder, `<run_dir>/figures/` (notebooks call it through
+  `alignlab.nb.save_figure`). The PDF carries no creation date and a fixed producer, so saving
+  the same figure twice gives the same bytes.
 - `bar_with_ci` and `line_with_ci` draw the `mean, lo, hi` tables that `stats.summarize`
-  produces.
+  produces. They draw with matplotlib rather than `seaborn.barplot`/`lineplot` because those
+  compute their own intervals from raw rows, while these tables carry intervals already
+  computed (a t-interval over seeds or a bootstrap over examples).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from pathlib import Path
 
 import matplotlib as mpl
 import numpy as np
+import seaborn as sns
 
 from alignlab import paths
 
@@ -37,8 +40,6 @@ _PNG_METADATA = {"Software": "alignlab"}
 
 def use_style() -> None:
     """Apply the paper theme to matplotlib's global state. Safe to call many times."""
-    import seaborn as sns
-
     sns.set_theme(context="paper", style="whitegrid", palette="colorblind")
     mpl.rcParams.update(
         {
@@ -84,7 +85,7 @@ def _check_name(value: str, what: str) -> None:
         )
 
 
-def save_figure(fig, study: str, name: str) -> list[Path]:
+def export_figure(fig, study: str, name: str) -> list[Path]:
     """Write `fig` as PDF and 300-dpi PNG to `figures/<study>/` and `<run_dir>/figures/`.
 
     Returns the four written paths: the two under `paths.figures_dir()` first, then the

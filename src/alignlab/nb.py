@@ -8,7 +8,8 @@
     save_figure(fig, "zeroshot-accuracy")
     save_metrics(metrics)
 
-`check_params` checks the values in the notebook's namespace exactly as `alignlab run` does and
+`check_params` checks the values in the notebook's namespace exactly as `alignlab run` does
+(relative paths are taken from the kernel's working directory, the notebook's folder) and
 remembers the notebook, so the save helpers know where to write: the run folder
 (`$ALIGNLAB_RUN_DIR`, set by the runner) or `results/<notebook>/interactive/`. The helpers return
 nothing, so a cell that ends with them displays no machine paths.
@@ -20,10 +21,12 @@ import json
 import math
 import numbers
 import os
+from pathlib import Path
 
 from alignlab import figures
 from alignlab.paths import atomic_write, run_dir
-from alignlab.run.runner import check_value, display_path, read_parameters, resolve_notebook
+from alignlab.run.execute import display_path
+from alignlab.run.params import check_value, read_parameters, resolve_notebook, resolve_paths
 from alignlab.studies.base import ParameterError
 
 _current_notebook: str | None = None  # set by check_params
@@ -33,7 +36,7 @@ def check_params(notebook: str, namespace: dict) -> dict:
     """Validate a notebook's parameters from its own namespace; return them as a plain dict.
 
     The names come from the parameters cell of `notebooks/<notebook>.ipynb`, and the values are
-    checked exactly as `alignlab run` checks them. Raises ParameterError."""
+    checked exactly as `alignlab run` checks them; paths come back absolute. Raises ParameterError."""
     global _current_notebook
     path = resolve_notebook(notebook)
     parameters = read_parameters(path)
@@ -41,7 +44,9 @@ def check_params(notebook: str, namespace: dict) -> dict:
     if missing:
         raise ParameterError(f"{path.stem}: parameter(s) {', '.join(missing)} not defined; run the parameters "
                              f"cell first.")
-    params = {name: check_value(path.stem, p, namespace[name]) for name, p in parameters.items()}
+    cwd = Path.cwd()
+    params = {name: check_value(path.stem, p, resolve_paths(path.stem, name, namespace[name], cwd, choices=p.choices))
+              for name, p in parameters.items()}
     _current_notebook = path.stem
     return params
 
@@ -72,7 +77,7 @@ def save_metrics(metrics: dict) -> None:
 
     Values may be int, float, bool or numpy/torch scalars; all are stored as floats, NaN and inf
     as null. Nested values (lists, dicts) are rejected. Prints the file's path relative to the
-    project and the values."""
+    project (never an absolute path) and the values."""
     if not isinstance(metrics, dict):
         raise ValueError(f"metrics must be a dict of names to numbers, got {type(metrics).__name__}.")
     clean = {}
@@ -84,11 +89,15 @@ def save_metrics(metrics: dict) -> None:
     text = json.dumps(clean, indent=2, allow_nan=False) + "\n"
     atomic_write(path, lambda f: f.write(text.encode("utf-8")))
     width = max((len(name) for name in clean), default=0)
-    print(f"metrics -> {display_path(path)}")
+    shown = display_path(path)
+    print(f"metrics -> {'metrics.json in the run folder' if Path(shown).is_absolute() else shown}")
     for name, value in clean.items():
         print(f"  {name:<{width}}  {'null' if value is None else f'{value:.6g}'}")
 
 
 def save_figure(fig, name: str) -> None:
-    """Save `fig` as PDF and 300-dpi PNG under `figures/<notebook>/` and the run folder."""
-    figures.save_figure(fig, current_notebook(), name)
+    """Save `fig` as PDF and 300-dpi PNG under `figures/<notebook>/` and the run folder.
+    `None` (a plot function's answer when there is nothing to draw) saves nothing."""
+    if fig is None:
+        return
+    figures.export_figure(fig, current_notebook(), name)

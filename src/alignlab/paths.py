@@ -7,7 +7,7 @@
 - Every file the project writes goes through `atomic_write`: a temporary file beside the target,
   fsync'ed, then renamed, so a killed run never leaves a half-written file.
 - The current run folder: `$ALIGNLAB_RUN_DIR`, set by the runner for the notebook it executes;
-  in an interactive session it is `results/<notebook>/interactive/`.
+  in an interactive kernel (JupyterLab) it is `results/<notebook>/interactive/`.
 """
 
 from __future__ import annotations

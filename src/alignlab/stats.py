@@ -1,9 +1,8 @@
-"""Seeds, confidence intervals, metrics, and tidy aggregation.
+"""Confidence intervals, metrics, and tidy aggregation.
 
 Every study runs a few seeds (or a few thousand examples) and reports a number with an
 interval. This module holds the small amount of statistics that takes:
 
-- `set_seed` makes a run repeatable (python, numpy, torch).
 - `t_ci` is the interval to use across a handful of seeds (n = 3..5): a Student-t interval
   of the mean. `bootstrap_ci` is the interval to use across many examples (percentile
   bootstrap); `paired_bootstrap_ci` compares two systems scored on the same examples.
@@ -11,43 +10,28 @@ interval. This module holds the small amount of statistics that takes:
   notebooks print and `figures.bar_with_ci` draws; `format_ci` writes one cell of a paper
   table; `mean_ci` and `verdict` state an effect and whether its CI excludes 0 (the one rule
   of every notebook's conclusion).
-- `accuracy`, `auroc`, `expected_calibration_error` are the shared binary metrics.
+- `auroc` (scikit-learn's, NaN instead of an error on one class) and
+  `expected_calibration_error` are the shared binary metrics.
 
-scipy is imported inside the functions that need it, so importing this module stays cheap.
+The percentile bootstrap is written out (vectorised, in chunks) rather than taken from
+`scipy.stats.bootstrap`, whose resampling draws a different stream from the same seed: switching
+would move every study's reported intervals.
 """
 
 from __future__ import annotations
 
 import math
-import random
 import warnings
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import pandas as pd
+from scipy import stats as scipy_stats
+from sklearn.metrics import roc_auc_score
 
 # Resample in chunks of at most this many elements, so a bootstrap over 10^5 examples does
 # not allocate an (n_boot x n) index matrix of gigabytes.
 _BOOTSTRAP_CHUNK_ELEMENTS = 4_000_000
-
-
-# -----------------------------------------------------------------------------
-# seeds
-
-def set_seed(seed: int) -> None:
-    """Seed python's `random`, numpy's global RNG and torch (CPU and CUDA) with `seed`.
-
-    torch is imported only if it is installed; code that wants an independent stream
-    should still prefer `np.random.default_rng(seed)` over the global numpy state.
-    """
-    seed = int(seed)
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    try:
-        import torch
-    except ImportError:
-        return
-    torch.manual_seed(seed)  # also seeds every CUDA device
 
 
 # -----------------------------------------------------------------------------
@@ -163,8 +147,6 @@ def t_ci(values, level: float = 0.95) -> tuple[float, float]:
     narrow. `s` is the sample standard deviation (ddof=1). NaNs are dropped; with fewer
     than two values there is no interval and the result is (nan, nan).
     """
-    from scipy import stats as scipy_stats
-
     _check_level(level)
     array = _as_1d_float(values)
     array = array[~np.isnan(array)]
@@ -291,26 +273,12 @@ def _check_same_length(a: np.ndarray, b: np.ndarray, names: str) -> None:
         raise ValueError(f"{names} must have the same length, got {a.shape[0]} and {b.shape[0]}")
 
 
-def accuracy(y, pred) -> float:
-    """Fraction of positions where `pred == y` (any label type). NaN for empty input."""
-    y = np.asarray(y).reshape(-1)
-    pred = np.asarray(pred).reshape(-1)
-    _check_same_length(y, pred, "y and pred")
-    if y.size == 0:
-        return float("nan")
-    return float(np.mean(y == pred))
-
-
 def auroc(y, score) -> float:
-    """Area under the ROC curve of `score` for binary labels `y` (ties count one half).
-
-    Computed as the Mann-Whitney U statistic from average ranks, which equals
-    `sklearn.metrics.roc_auc_score`. With only one class present the AUROC is undefined:
-    this returns NaN with a `RuntimeWarning` instead of raising, so one degenerate split
-    does not crash a sweep.
+    """Area under the ROC curve of `score` for binary labels `y` (ties count one half), by
+    `sklearn.metrics.roc_auc_score`. With only one class present the AUROC is undefined: this
+    returns NaN with a `RuntimeWarning` instead of raising, so one degenerate split does not
+    crash a sweep.
     """
-    from scipy.stats import rankdata
-
     y = _binary_labels(y)
     score = _as_1d_float(score)
     _check_same_length(y, score, "y and score")
@@ -324,9 +292,7 @@ def auroc(y, score) -> float:
             stacklevel=2,
         )
         return float("nan")
-    ranks = rankdata(score)  # average ranks for ties
-    u = ranks[y == 1].sum() - n_pos * (n_pos + 1) / 2.0
-    return float(u / (n_pos * n_neg))
+    return float(roc_auc_score(y, score))
 
 
 def expected_calibration_error(y, prob, n_bins: int = 10) -> float:
@@ -355,7 +321,6 @@ def expected_calibration_error(y, prob, n_bins: int = 10) -> float:
     correct = (pred == y).astype(float)
     inner_edges = np.linspace(0.0, 1.0, n_bins + 1)[1:-1]
     bins = np.searchsorted(inner_edges, confidence, side="left")  # right-closed bins
-    count = np.bincount(bins, minlength=n_bins)
     correct_sum = np.bincount(bins, weights=correct, minlength=n_bins)
     confidence_sum = np.bincount(bins, weights=confidence, minlength=n_bins)
     gap = np.abs(correct_sum - confidence_sum)  # = |B_m| * |acc_m - conf_m|

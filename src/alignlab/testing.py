@@ -12,6 +12,18 @@ from __future__ import annotations
 
 import functools
 
+import torch
+from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+from transformers import (
+    AutoModelForCausalLM,
+    BertConfig,
+    BertForMaskedLM,
+    Gemma3TextConfig,
+    GPT2Config,
+    LlamaConfig,
+    PreTrainedTokenizerFast,
+)
+
 _CORPUS = [
     "The capital of France is Paris.",
     "Q: What is the capital of Peru? A: Lima",
@@ -24,9 +36,6 @@ _CORPUS = [
 
 @functools.lru_cache(maxsize=2)
 def tiny_tokenizer(bos: bool = True):
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
-    from transformers import PreTrainedTokenizerFast
-
     special = ["<pad>", "<bos>", "<eos>", "<unk>", "[MASK]"]
     tok = Tokenizer(models.BPE(unk_token="<unk>"))
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
@@ -44,9 +53,6 @@ def tiny_tokenizer(bos: bool = True):
 
 def tiny_causal_lm(arch: str = "llama", seed: int = 0, bos: bool = True):
     """(model, tokenizer): a 2-layer random causal LM of the named architecture, in eval mode."""
-    import torch
-    from transformers import AutoModelForCausalLM, Gemma3TextConfig, GPT2Config, LlamaConfig
-
     tokenizer = tiny_tokenizer(bos)
     vocab = len(tokenizer)
     common = dict(vocab_size=vocab, bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
@@ -69,9 +75,6 @@ def tiny_causal_lm(arch: str = "llama", seed: int = 0, bos: bool = True):
 
 def tiny_encoder(seed: int = 0):
     """(model, tokenizer): a 2-layer random BERT with an MLM head, in eval mode."""
-    import torch
-    from transformers import BertConfig, BertForMaskedLM
-
     tokenizer = tiny_tokenizer(bos=False)
     config = BertConfig(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
                         num_attention_heads=4, max_position_embeddings=256, pad_token_id=tokenizer.pad_token_id)

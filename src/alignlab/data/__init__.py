@@ -11,15 +11,15 @@ The pattern follows openai/weak-to-strong's dataset registry: one `DatasetSpec` 
 (a builder plus what a reader needs to know about it) in a plain dict, `DATASETS`.
 Builders take `split=None` (all splits) or a split name, plus their own keyword arguments.
 
-Importing this module is cheap: `datasets`, `countryinfo` and friends load on first use.
-
 The binary "Q: ... A: ..." view used by the weak-to-strong studies is `binary_view(ds)`.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
+
+import pandas as pd
 
 from . import cultural, facts_triples, lama, sciq, world_facts
 from .binary import binary_view
@@ -133,7 +133,8 @@ DATASETS: dict[str, DatasetSpec] = {
             builder=lama.load_lama_trex,
             source="LAMA's data folder (load('lama-trex', folder=...) or $ALIGNLAB_LAMA_DIR); not on this machine",
             license="CC BY-NC 4.0 (LAMA)",
-            description="LAMA T-REx (Petroni et al. 2019): 41 relations; test = LAMA facts, train/validation = AutoPrompt's split.",
+            description="LAMA T-REx (Petroni et al. 2019): 41 relations; test = LAMA facts, "
+                        "train/validation = AutoPrompt's split.",
             schema=FACTS_TRIPLES_SCHEMA,
             sizes=lama.cached_sizes,
         ),
@@ -162,8 +163,6 @@ def list_datasets():
 
     Row counts come from each spec's `sizes()`, which never builds a hub dataset nor touches
     the network; they are NA for a hub dataset that is not in the local cache yet."""
-    import pandas as pd
-
     records = []
     for spec in DATASETS.values():
         sizes = spec.sizes() if spec.sizes else None

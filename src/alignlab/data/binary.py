@@ -22,6 +22,8 @@ from __future__ import annotations
 
 import random
 
+import datasets
+
 DISTRACTORS = ("distractor1", "distractor2", "distractor3")
 
 
@@ -38,8 +40,6 @@ def balanced_labels(n: int, rng: random.Random) -> list[int]:
 
 def binary_view(ds, seed: int = 0):
     """The binary view of a SciQ-shaped `datasets.Dataset` (or of each split of a DatasetDict)."""
-    import datasets
-
     if isinstance(ds, datasets.DatasetDict):
         return datasets.DatasetDict({name: binary_view(split, seed) for name, split in ds.items()})
 

@@ -35,6 +35,13 @@ import os
 import re
 from pathlib import Path
 
+import datasets
+import numpy as np
+import pandas as pd
+
+from alignlab import hub
+from alignlab.paths import data_dir
+
 HUB_ID = "Rykeryuhang/CDEval"
 DIMENSIONS = ("PDI", "IDV", "UAI", "MAS", "LTO", "IVR")
 DOMAINS = ("Education", "Wellness", "Lifestyle", "Work", "Scientific", "Family", "Arts")
@@ -55,8 +62,6 @@ SPLIT = "test"
 
 
 def bank_path() -> Path:
-    from alignlab.paths import data_dir
-
     return data_dir() / BANK_FILE
 
 
@@ -103,8 +108,6 @@ def read_items(path: str | os.PathLike) -> list[dict]:
 def to_dataset(rows: list[dict], source: str, ids: list[str] | None = None, dimensions=None):
     """Rows (CDEval keys) -> a datasets.Dataset with COLUMNS, keeping only `dimensions`
     (selected by each row's Dimension field)."""
-    import datasets
-
     keep = set(_check_dimensions(dimensions))
     ids = ids or [f"{source}-{i}" for i in range(len(rows))]
     chosen = [(i, r) for i, r in zip(ids, rows) if r["Dimension"] in keep]
@@ -128,8 +131,6 @@ def bank_ids(rows: list[dict]) -> list[str]:
 def load_cultural_items(split: str | None = None, path: str | os.PathLike | None = None, dimensions=None):
     """The authored bank (data/cultural_items.json, or `path`): a DatasetDict({'test': ...}), or
     the Dataset itself when split='test'."""
-    import datasets
-
     _check_split(split, "cultural-items")
     _check_dimensions(dimensions)
     rows = read_items(path or bank_path())
@@ -150,8 +151,6 @@ def bank_sizes() -> dict[str, int] | None:
 def load_cdeval(split: str | None = None, path: str | os.PathLike | None = None, dimensions=None):
     """CDEval from a local `CDEval.json` (`path`, a file or a folder holding it) or the hub.
     Ids are `cdeval-<row index in the source file>`; rows are selected by `dimensions`."""
-    import datasets
-
     _check_split(split, "cdeval")
     _check_dimensions(dimensions)
     if path is not None:
@@ -168,16 +167,14 @@ def load_cdeval(split: str | None = None, path: str | os.PathLike | None = None,
 
 
 def _hub_rows() -> list[dict]:
-    import datasets
-
     try:
-        hub = datasets.load_dataset(HUB_ID)
+        loaded = datasets.load_dataset(HUB_ID)
     except Exception as err:  # offline machines fail in several ways (DNS, offline mode, ...)
         raise RuntimeError(
             f"Could not load {HUB_ID!r} from the Hugging Face hub: it is unreachable from here and "
             f"not in the local cache ({type(err).__name__}: {err}). load('cdeval', path='.../CDEval.json') "
             "reads a local copy of the benchmark's file instead.") from err
-    part = hub[next(iter(hub))] if isinstance(hub, datasets.DatasetDict) else hub
+    part = loaded[next(iter(loaded))] if isinstance(loaded, datasets.DatasetDict) else loaded
     missing = [k for k in FIELDS if k not in part.column_names]
     if missing:
         raise RuntimeError(f"{HUB_ID} lacks the column(s) {', '.join(missing)}: has {part.column_names}")
@@ -192,9 +189,7 @@ def _hub_rows() -> list[dict]:
 
 def cdeval_cached_sizes() -> dict[str, int] | None:
     """Rows if CDEval is in the local hub cache (reads dataset_info.json; never the network)."""
-    from .sciq import _hf_datasets_cache
-
-    for info_path in sorted((_hf_datasets_cache() / "Rykeryuhang___cdeval").glob("**/dataset_info.json")):
+    for info_path in sorted((hub.hf_datasets_cache() / "Rykeryuhang___cdeval").glob("**/dataset_info.json")):
         try:
             splits = json.loads(info_path.read_text())["splits"]
             return {SPLIT: int(sum(s["num_examples"] for s in splits.values()))}
@@ -206,8 +201,6 @@ def cdeval_cached_sizes() -> dict[str, int] | None:
 def sample_per_cell(ds, n_per_cell: int, seed: int = 0):
     """At most `n_per_cell` items from each Dimension x Domain cell, drawn at random with `seed`
     (not by row order); the result keeps the source order. A cell with fewer keeps them all."""
-    import numpy as np
-
     if not isinstance(n_per_cell, int) or isinstance(n_per_cell, bool) or n_per_cell < 1:
         raise ValueError(f"n_per_cell must be an int >= 1; got {n_per_cell!r}")
     rng = np.random.default_rng(seed)
@@ -243,9 +236,6 @@ def validate_items(rows, min_per_cell: int = 5, max_length_ratio: float = 1.5,
 
     Returns {"ok": bool, "problems": [str], "n_items", "coverage": DataFrame (Dimension x
     Domain counts), "length": DataFrame per dimension, ...}."""
-    import numpy as np
-    import pandas as pd
-
     if hasattr(rows, "to_list"):  # a datasets.Dataset
         rows = rows.to_list()
     df = pd.DataFrame(list(rows))

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
+import pandas as pd
 
-def describe(splits) -> "pd.DataFrame":
+
+def describe(splits) -> pd.DataFrame:
     """One row per fact type (`kind`; 'all' when the set has none): questions in each split, the
     total, mean words per question and per correct answer, and the share with a support passage.
     `splits` is a DatasetDict (or a dict of split name -> Dataset)."""
-    import pandas as pd
-
     frames = []
     for split, ds in splits.items():
         frame = ds.select_columns([c for c in ("question", "correct_answer", "support", "kind")

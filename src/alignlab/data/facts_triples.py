@@ -30,6 +30,10 @@ from __future__ import annotations
 
 import functools
 
+import datasets
+
+from alignlab.data.splits import to_datasets
+
 from .world_facts import capitalize, countries, elements, in_sentence, is_are, source_versions, split_of
 
 GENERATOR_VERSION = "facts-triples/1.0"
@@ -123,10 +127,6 @@ def split_sizes() -> dict[str, int]:
 
 def build(split: str | None = None):
     """The facts-triples dataset: a DatasetDict (train/validation/test), or one split."""
-    import datasets
-
-    from alignlab.data.splits import to_datasets
-
     features = datasets.Features({
         c: datasets.Sequence(datasets.Value("string")) if c == "valid_objects" else datasets.Value("string")
         for c in COLUMNS})

@@ -13,7 +13,7 @@ ParaRel's reduced files read too. The folder is `folder=`, else $ALIGNLAB_LAMA_D
 hub download (the hub's `lama` dataset is a loading script that current `datasets` no longer runs).
 
 Rows follow the facts-triples schema (subject, relation, object, valid_objects, template,
-query, generator), so alignlab.studies.probing.study takes either dataset.
+query, generator), so alignlab.studies.probing.facts.load_facts takes either dataset.
 """
 
 from __future__ import annotations
@@ -21,6 +21,8 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+
+import datasets
 
 GENERATOR_VERSION = "lama-trex/1.0"
 SPLITS = ("train", "validation", "test")
@@ -105,8 +107,6 @@ def relation_info(rows: dict[str, list[dict]]) -> dict[str, dict]:
 
 def load_lama_trex(split: str | None = None, folder=None, relations=None):
     """LAMA T-REx as a DatasetDict (train / validation / test) or one split's Dataset."""
-    import datasets
-
     rows = read_rows(folder, relations)
     features = datasets.Features({
         "subject": datasets.Value("string"), "relation": datasets.Value("string"),

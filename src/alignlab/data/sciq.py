@@ -27,6 +27,10 @@ import json
 import os
 from pathlib import Path
 
+import datasets
+
+from alignlab import hub
+
 HUB_ID = "allenai/sciq"
 SPLITS = ("train", "validation", "test")
 FILES = {"train": "train.json", "validation": "valid.json", "test": "test.json"}
@@ -47,13 +51,9 @@ def load_sciq(split: str | None = None, folder: str | os.PathLike | None = None)
 
 def load_sciq_hub(split: str | None = None):
     """SciQ from the Hugging Face hub (or its local cache): a DatasetDict, or one split."""
-    import datasets
-
-    from alignlab.models import hub_reachable
-
     _check_split(split)
     try:
-        if cached_split_sizes() is None and not hub_reachable():  # fail in a second, not after retries
+        if cached_split_sizes() is None and not hub.hub_reachable():  # fail in a second, not after retries
             raise ConnectionError("no connection to the hub")
         ds = datasets.load_dataset(HUB_ID, split=split)
     except Exception as err:  # offline machines fail in several ways (DNS, offline mode, ...)
@@ -83,8 +83,6 @@ def read_json_rows(path: Path) -> list[dict]:
 
 def load_sciq_files(folder: str | os.PathLike, split: str | None = None):
     """SciQ from a folder holding the original train.json, valid.json and test.json."""
-    import datasets
-
     _check_split(split)
     folder = Path(folder)
     features = datasets.Features({c: datasets.Value("string") for c in COLUMNS})
@@ -102,19 +100,10 @@ def load_sciq_files(folder: str | os.PathLike, split: str | None = None):
     return datasets.DatasetDict({s: make(s) for s in SPLITS})
 
 
-def _hf_datasets_cache() -> Path:
-    """Where `datasets` keeps prepared data (same rule as datasets.config, without importing it)."""
-    if os.environ.get("HF_DATASETS_CACHE"):
-        return Path(os.environ["HF_DATASETS_CACHE"])
-    cache = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    hf_home = os.environ.get("HF_HOME") or Path(cache) / "huggingface"
-    return Path(hf_home) / "datasets"
-
-
 def cached_split_sizes() -> dict[str, int] | None:
     """Rows per split if SciQ from the hub is already in the local cache, else None.
     Reads the cache's dataset_info.json: never touches the network."""
-    for info_path in sorted((_hf_datasets_cache() / "allenai___sciq").glob("**/dataset_info.json")):
+    for info_path in sorted((hub.hf_datasets_cache() / "allenai___sciq").glob("**/dataset_info.json")):
         try:
             splits = json.loads(info_path.read_text())["splits"]
             return {s: int(splits[s]["num_examples"]) for s in SPLITS}

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
+import datasets
+
 SPLITS = ("train", "validation", "test")
 
 
 def to_datasets(name: str, rows_by_split: dict, features, description: str, split: str | None = None):
     """A DatasetDict of `rows_by_split` (split -> list of row dicts), or the one `split` asked for.
     Every Dataset carries `description` (generator and source versions) in its info."""
-    import datasets
-
     if split is not None and split not in SPLITS:
         raise ValueError(f"{name} has no split {split!r}; known splits: {', '.join(SPLITS)}")
 

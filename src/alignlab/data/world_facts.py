@@ -38,6 +38,14 @@ import hashlib
 import random
 import re
 from collections import defaultdict
+from importlib.metadata import PackageNotFoundError, version
+
+import datasets
+import periodictable
+import pycountry
+from countryinfo import CountryInfo
+
+from alignlab.data.splits import to_datasets
 
 GENERATOR_VERSION = "world-facts/1.0"
 SPLITS = ("train", "validation", "test")
@@ -211,8 +219,6 @@ def pick_distractors(answer: str, tiers: list, wrong_ok=None, *, rng: random.Ran
 
 
 def _currency_codes(iso3: str, raw_codes: list[str]) -> list[str]:
-    import pycountry
-
     codes = []
     for code in raw_codes + EXTRA_CURRENCIES.get(iso3, []):
         code = CURRENCY_FIXES.get(code, code)
@@ -222,8 +228,6 @@ def _currency_codes(iso3: str, raw_codes: list[str]) -> list[str]:
 
 
 def _language_name(code: str) -> str | None:
-    import pycountry
-
     if len(code) == 2:
         lang = pycountry.languages.get(alpha_2=code)
     elif len(code) == 3:
@@ -246,9 +250,6 @@ def countries() -> tuple[dict, ...]:
     borders (iso3 codes of land neighbours), unclear_borders (never asked, never a wrong
     answer: see UNCLEAR_BORDERS), and the flag ask_currency.
     """
-    import pycountry
-    from countryinfo import CountryInfo
-
     # countryinfo lists some places twice (Myanmar/Burma, Palestine, Vatican, Wales as GBR);
     # keep, per ISO code, the record with the most filled fields
     def filled(d):
@@ -336,8 +337,6 @@ def period_and_group(number: int) -> tuple[int, int | None]:
 def elements() -> tuple[dict, ...]:
     """The 118 elements: name (lower case, as periodictable spells it), symbol, number,
     period, group (None for lanthanides and actinides)."""
-    import periodictable
-
     records = []
     for el in periodictable.elements:
         if 1 <= el.number <= 118:
@@ -442,7 +441,8 @@ def currency_questions():
         answer, code = c["currencies"][0], c["currency_codes"][0]
         q = f"What is the official currency of {in_sentence(c['name'])}?"
         near = _near(c, "currencies")
-        d = pick_distractors(answer, _country_tiers(c, names), lambda x: x.casefold() not in near, rng=_rng(q))
+        d = pick_distractors(answer, _country_tiers(c, names), lambda x, near=near: x.casefold() not in near,
+                             rng=_rng(q))
         support = f"The official currency of {in_sentence(c['name'])} is the {answer} (ISO 4217 code {code})."
         if len(c["currencies"]) > 1:
             support += f" The {' and the '.join(c['currencies'][1:])} can also be used there."
@@ -460,7 +460,7 @@ def language_questions():
         q = f"Which of these is an official language of {in_sentence(c['name'])}?"
         near = _near(c, "languages")
         tiers = _country_tiers(c, names) + [every]
-        d = pick_distractors(answer, tiers, lambda x: x.casefold() not in near, rng=_rng(q))
+        d = pick_distractors(answer, tiers, lambda x, near=near: x.casefold() not in near, rng=_rng(q))
         langs = c["languages"]
         if len(langs) == 1:
             support = f"The official language of {in_sentence(c['name'])} is {answer}."
@@ -575,8 +575,6 @@ def split_sizes() -> dict[str, int]:
 def source_versions() -> str:
     """The versions of the packages the facts come from, e.g. for a dataset's description:
     a new release of one of them may change a few facts."""
-    from importlib.metadata import PackageNotFoundError, version
-
     parts = []
     for package in ("countryinfo", "pycountry", "periodictable"):
         try:
@@ -588,10 +586,6 @@ def source_versions() -> str:
 
 def build(split: str | None = None):
     """The world-facts dataset: a DatasetDict (train/validation/test), or one split."""
-    import datasets
-
-    from alignlab.data.splits import to_datasets
-
     features = datasets.Features({c: datasets.Value("string") for c in COLUMNS})
 
     description = (f"{GENERATOR_VERSION}: SciQ-shaped questions generated from "

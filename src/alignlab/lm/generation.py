@@ -3,12 +3,13 @@
     texts = generate("gemma3-270m", prompts, max_new_tokens=40)              # by model name, cached
     texts = generate_with(model, tokenizer, prompts, max_new_tokens=40)      # a loaded model, not cached
 
-How. Prompts are sorted by length and cut into batches; each batch is LEFT-padded (so every
-prompt ends at the last position and new tokens are appended in step) and decoded with
-`model.generate`, greedily (`temperature=0`, the default: reproducible) or by seeded sampling. At
-most `max_new_tokens` tokens are generated; a sequence stops early at a `stop` string (the batch
-ends when all have stopped: few-shot answers are often much shorter than the bound); the text is then cut at the first `stop` string (e.g.
-"\n\n" for few-shot formats), and stripped.
+How. Prompts are sorted by length and cut into batches; each batch is LEFT-padded
+(`alignlab.lm.batching.pad_batch`: every prompt ends at the last position and new tokens are
+appended in step) and decoded with `model.generate`, greedily (`temperature=0`, the default:
+reproducible) or by seeded sampling. At most `max_new_tokens` tokens are generated; a sequence
+stops early at a `stop` string (the batch ends when all have stopped: few-shot answers are often
+much shorter than the bound); the text is then cut at the first `stop` string (e.g. "\n\n" for
+few-shot formats), and stripped.
 
 Chat templates. When the tokenizer has a chat template (e.g. SmolLM2-Instruct) and `chat` is not
 False, each prompt is sent as one user message with the assistant turn opened; a base model
@@ -23,11 +24,14 @@ it finished (entries are written batch by batch).
 
 from __future__ import annotations
 
+import torch
+from tqdm.auto import tqdm
+
+from alignlab.cache import Cache
+from alignlab.lm.batching import pad_batch, pad_token_id
+from alignlab.models.load import load_causal_lm
+
 GENERATION_VERSION = "1"
-
-
-class _Missing(Exception):
-    pass
 
 
 def apply_chat(tokenizer, prompt: str, chat: bool | None = None) -> str:
@@ -56,11 +60,6 @@ def generate_with(model, tokenizer, prompts: list[str], max_new_tokens: int = 40
                   seed: int = 0, stop=None, chat: bool | None = None, batch_size: int = 16,
                   max_prompt_tokens: int = 1024, progress: bool = False, desc: str = "generating") -> list[str]:
     """Generate a continuation for each prompt with a loaded (model, tokenizer); not cached."""
-    import torch
-    from tqdm.auto import tqdm
-
-    from alignlab.lm.scoring import _left_padded, _pad_id
-
     if max_new_tokens < 1:
         raise ValueError(f"max_new_tokens must be >= 1, got {max_new_tokens}")
     if temperature < 0:
@@ -75,11 +74,11 @@ def generate_with(model, tokenizer, prompts: list[str], max_new_tokens: int = 40
     encoded = [(ids or [tokenizer.eos_token_id])[-max_prompt_tokens:] for ids in encoded]
     order = sorted(range(len(encoded)), key=lambda i: len(encoded[i]), reverse=True)
     device = next(model.parameters()).device
-    pad_id = _pad_id(tokenizer)
+    pad_id = pad_token_id(tokenizer)
     out = [""] * len(prompts)
     batches = [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
     for number, batch in enumerate(tqdm(batches, desc=desc, disable=not progress)):
-        input_ids, mask, _ = _left_padded([encoded[i] for i in batch], pad_id, device)
+        input_ids, mask = pad_batch(tokenizer, [encoded[i] for i in batch], side="left", device=device)
         kwargs = dict(do_sample=False)
         if temperature > 0:
             torch.manual_seed(seed * 100_003 + number)
@@ -100,8 +99,6 @@ def generate(model_name: str, prompts: list[str], max_new_tokens: int = 40, temp
     """`generate_with` for a model of the zoo, by name, with every prompt cached (see the module doc).
 
     The model is loaded only if some prompt is not cached yet."""
-    from alignlab.cache import Cache
-
     prompts = [str(p) for p in prompts]
     settings = dict(max_new_tokens=int(max_new_tokens), temperature=float(temperature),
                     seed=int(seed) if temperature > 0 else 0, stop=list(stop or []),
@@ -109,21 +106,13 @@ def generate(model_name: str, prompts: list[str], max_new_tokens: int = 40, temp
     cache = Cache()
 
     def lookup(prompt):
-        def missing():
-            raise _Missing
-        try:
-            return cache.memo("generation", GENERATION_VERSION, missing, model=model_name, prompt=prompt, **settings)
-        except _Missing:
-            return None
+        hit, text = cache.lookup("generation", GENERATION_VERSION, model=model_name, prompt=prompt, **settings)
+        return text if hit else None
 
     unique = list(dict.fromkeys(prompts))
     found = {p: lookup(p) for p in unique}
     todo = [p for p in unique if found[p] is None]
     if todo:
-        from tqdm.auto import tqdm
-
-        from alignlab.models import load_causal_lm
-
         model, tokenizer = load_causal_lm(model_name)
         # generate in chunks and store each chunk at once: an interrupted run keeps what it did
         todo = sorted(todo, key=len, reverse=True)

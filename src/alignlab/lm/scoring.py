@@ -6,15 +6,16 @@ options, in-context labels, a judge's verdict tokens. This is the one implementa
     scores = score_pairs(model, tokenizer, [("Q: capital of France? A:", " Paris"), ...])
     scores.sum        # log p(continuation | context), summed over continuation tokens
     scores.mean       # the same divided by the number of continuation tokens (length-normalized)
-    per_question = score_choices(model, tokenizer, contexts, choices)   # list of arrays, one per context
+    label_logprobs = score_labels(model, tokenizer, contexts, [" A", " B"])   # (n_contexts, n_labels)
 
 How. The context is tokenized with the tokenizer's special tokens (e.g. Gemma's <bos>), the
 continuation without, separately, so the scored tokens are exactly the continuation's own (no
-merge across the boundary). Pairs are sorted by length and batched; each batch is LEFT-padded so
-that every sequence ends at the last position, which lets the model compute logits for only the
-last few positions (`logits_to_keep`), skipping the vocabulary projection everywhere else. Position
-ids are taken from the attention mask, so a padded sequence is scored exactly as it would be alone
-(tests/test_scoring.py checks this against an unbatched reference).
+merge across the boundary). Pairs are sorted by length and batched; each batch is LEFT-padded
+(`alignlab.lm.batching.pad_batch`) so that every sequence ends at the last position, which lets
+the model compute logits for only the last few positions (`logits_to_keep`), skipping the
+vocabulary projection everywhere else. Position ids are taken from the attention mask, so a
+padded sequence is scored exactly as it would be alone (tests/test_scoring.py checks this
+against an unbatched reference).
 """
 
 from __future__ import annotations
@@ -22,6 +23,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from alignlab.lm.batching import pad_batch, position_ids
 
 
 @dataclass
@@ -54,31 +59,9 @@ def _encode(tokenizer, contexts: list[str], continuations: list[str], max_length
     return sequences
 
 
-def _pad_id(tokenizer) -> int:
-    return tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
-
-
-def _left_padded(sequences: list[list[int]], pad_id: int, device):
-    """(input_ids, attention_mask, position_ids) for token lists, LEFT-padded so that every
-    sequence ends at the last position; position ids count real tokens only."""
-    import torch
-
-    width = max(len(ids) for ids in sequences)
-    input_ids = torch.full((len(sequences), width), pad_id, dtype=torch.long)
-    mask = torch.zeros((len(sequences), width), dtype=torch.long)
-    for row, ids in enumerate(sequences):
-        input_ids[row, width - len(ids):] = torch.tensor(ids)
-        mask[row, width - len(ids):] = 1
-    position_ids = (mask.cumsum(1) - 1).clamp(min=0)
-    return input_ids.to(device), mask.to(device), position_ids.to(device)
-
-
 def score_pairs(model, tokenizer, pairs, batch_size: int = 32, max_length: int = 1024,
                 progress: bool = False) -> Scores:
     """Log-likelihood of each (context, continuation) pair under a causal LM."""
-    import torch
-    from tqdm.auto import tqdm
-
     pairs = list(pairs)
     if not pairs:
         return Scores(np.zeros(0), np.zeros(0, dtype=int))
@@ -91,11 +74,11 @@ def score_pairs(model, tokenizer, pairs, batch_size: int = 32, max_length: int =
 
     batches = [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
     for batch in tqdm(batches, desc="scoring", disable=not progress):
-        input_ids, mask, position_ids = _left_padded([sequences[i][0] for i in batch], _pad_id(tokenizer), device)
+        input_ids, mask = pad_batch(tokenizer, [sequences[i][0] for i in batch], side="left", device=device)
         width = input_ids.shape[1]
         keep = max(sequences[i][1] for i in batch) + 1  # logits at position t predict token t+1
         with torch.inference_mode():
-            logits = model(input_ids=input_ids, attention_mask=mask, position_ids=position_ids,
+            logits = model(input_ids=input_ids, attention_mask=mask, position_ids=position_ids(mask),
                            logits_to_keep=keep, use_cache=False).logits
         # logits[:, j] is the prediction made at position width-keep+j for the token after it
         logprobs = torch.log_softmax(logits[:, :-1].float(), dim=-1)  # predictions for the last keep-1 tokens
@@ -107,33 +90,9 @@ def score_pairs(model, tokenizer, pairs, batch_size: int = 32, max_length: int =
     return Scores(totals, lengths)
 
 
-def score_choices(model, tokenizer, contexts: list[str], choices: list[list[str]], normalize: bool = False,
-                  batch_size: int = 32, progress: bool = False) -> list[np.ndarray]:
-    """For each context, the score of each of its candidate continuations (one array per context)."""
-    if len(contexts) != len(choices):
-        raise ValueError(f"{len(contexts)} contexts but {len(choices)} lists of choices")
-    pairs = [(ctx, choice) for ctx, options in zip(contexts, choices) for choice in options]
-    flat = score_pairs(model, tokenizer, pairs, batch_size=batch_size, progress=progress).get(normalize)
-    out, start = [], 0
-    for options in choices:
-        out.append(flat[start:start + len(options)])
-        start += len(options)
-    return out
-
-
-def choice_probabilities(scores: np.ndarray) -> np.ndarray:
-    """Softmax over one context's candidate scores: the model's probability of each candidate
-    given that exactly one of them is the answer."""
-    scores = np.asarray(scores, dtype=np.float64)
-    z = np.exp(scores - scores.max())
-    return z / z.sum()
-
-
 def score_pairs_naive(model, tokenizer, pairs) -> Scores:
     """The textbook reference: one unpadded forward pass per pair, full logits. Used by the tests
     (as ground truth) and by benchmarks/ (as the baseline)."""
-    import torch
-
     sequences = _encode(tokenizer, [c for c, _ in pairs], [x for _, x in pairs], max_length=10**9)
     device = next(model.parameters()).device
     totals = np.zeros(len(sequences))
@@ -153,9 +112,6 @@ def score_labels(model, tokenizer, contexts: list[str], labels: list[str], batch
     (n_contexts, n_labels) array. When every label is one token, one forward pass per context
     gives all of them (the logits at the last position); otherwise it falls back to
     `score_pairs` on every (context, label) pair. Same numbers either way."""
-    import torch
-    from tqdm.auto import tqdm
-
     contexts, labels = list(contexts), list(labels)
     label_ids = tokenizer(labels, add_special_tokens=False)["input_ids"]
     if not contexts:
@@ -172,9 +128,9 @@ def score_labels(model, tokenizer, contexts: list[str], labels: list[str], batch
     out = np.zeros((len(sequences), len(labels)))
     batches = [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
     for batch in tqdm(batches, desc="scoring", disable=not progress):
-        input_ids, mask, position_ids = _left_padded([sequences[i] for i in batch], _pad_id(tokenizer), device)
+        input_ids, mask = pad_batch(tokenizer, [sequences[i] for i in batch], side="left", device=device)
         with torch.inference_mode():
-            logits = model(input_ids=input_ids, attention_mask=mask, position_ids=position_ids,
+            logits = model(input_ids=input_ids, attention_mask=mask, position_ids=position_ids(mask),
                            logits_to_keep=1, use_cache=False).logits
         out[batch] = torch.log_softmax(logits[:, -1].float(), dim=-1)[:, targets].cpu().numpy()
     return out

@@ -1,2 +1,3 @@
-"""Host side: the parameters-cell contract, papermill execution, the run registry, the CLI.
-Cheap imports only: nothing here imports torch at module load."""
+"""Host side: `params` (the parameters-cell contract), `execute` (papermill runs into run folders),
+`registry` (the SQLite run registry), `notebooks` (the committed form), `compare`, and `cli`.
+Cheap imports only: nothing here imports torch or papermill at module load."""

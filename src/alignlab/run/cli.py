@@ -43,7 +43,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--profile", default="quick",
                      help="a profiles/<name>.yaml: quick (default; the notebooks' own defaults) or paper")
     run.add_argument("-p", "--param", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
-                     help="override a parameter; VALUE is YAML: 5, 0.1, gpt2, \"[0,1]\"")
+                     help="override a parameter; VALUE is YAML: 5, 0.1, gpt2, \"[0,1]\"; a relative path is "
+                          "taken from the current directory")
     run.add_argument("--dry-run", action="store_true",
                      help="validate and print the parameters of each run, execute nothing")
     run.add_argument("--log-output", action="store_true", help="stream the cells' output to the terminal")
@@ -57,7 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from alignlab.run.runner import ParameterError
+    from alignlab.studies.base import ParameterError
     try:
         return COMMANDS[args.command](args)
     except ParameterError as e:
@@ -72,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
 # Commands
 
 def cmd_models(args) -> int:
-    from alignlab.models import list_models
+    from alignlab.models.zoo import list_models
     print(_show(list_models()))
     return 0
 
@@ -84,32 +85,32 @@ def cmd_data(args) -> int:
 
 
 def cmd_run(args) -> int:
-    from alignlab.run import runner
+    from alignlab.paths import notebooks_dir
+    from alignlab.run import execute, params
+    from alignlab.studies.base import ParameterError
     if args.all and args.notebooks:
-        raise runner.ParameterError("give notebooks or --all, not both.")
-    notebooks = runner.list_notebooks() if args.all else args.notebooks
+        raise ParameterError("give notebooks or --all, not both.")
+    notebooks = params.list_notebooks() if args.all else args.notebooks
     if args.all and not notebooks:
-        raise runner.ParameterError(f"--all: no notebooks/[0-9]*.ipynb in {runner.notebooks_dir()}.")
+        raise ParameterError(f"--all: no notebooks/[0-9]*.ipynb in {notebooks_dir()}.")
     if not notebooks:
-        raise runner.ParameterError(
+        raise ParameterError(
             "which notebook? Give one or more, or --all. Available notebooks: "
-            f"{', '.join(runner.list_notebooks()) or '(none)'}.")
-    overrides = {name: runner.parse_value(value) for name, value in args.param}
-    plans = runner.plan_runs(notebooks, args.profile, overrides)  # raises before anything starts
+            f"{', '.join(params.list_notebooks()) or '(none)'}.")
+    overrides = {name: params.parse_value(value) for name, value in args.param}
+    plans = params.plan_runs(notebooks, args.profile, overrides)  # raises before anything starts
 
     if args.dry_run:
-        for i, (stem, params) in enumerate(plans, 1):
-            defaults = runner.read_parameters(stem)
+        for i, (stem, values) in enumerate(plans, 1):
+            defaults = params.read_parameters(stem)
             print(f"[{i}/{len(plans)}] {stem} ({args.profile}) would run with:")
-            for name, value in params.items():
+            for name, value in values.items():
                 changed = "" if defaults[name].default == value else "   # changed"
                 print(f"    {name} = {value!r}{changed}")
         return 0
 
-    results = []
-    for i, (stem, params) in enumerate(plans, 1):
-        results.append(runner.execute(stem, params, args.profile, counter=f"[{i}/{len(plans)}]",
-                                      progress_bar=not args.no_progress, log_output=args.log_output))
+    results = execute.run_plans(plans, args.profile, progress_bar=not args.no_progress,
+                                log_output=args.log_output)
     print()
     print(_show(_summary(results)))
     failed = [r for r in results if r.status != "ok"]
@@ -173,7 +174,7 @@ def _failure(failed_cell, error) -> str:
 
 
 def _summary(results) -> list[dict]:
-    from alignlab.run.runner import display_path
+    from alignlab.run.execute import display_path
     return [{
         "notebook": r.notebook,
         "status": r.status,

@@ -9,9 +9,20 @@ JupyterLab is checked the same way.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import ClassVar
+
+
+def is_int(value) -> bool:
+    """An int that is not a bool (YAML and Python both make `True` an int)."""
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def is_number(value) -> bool:
+    """A finite int or float that is not a bool."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 class ParameterError(ValueError):

@@ -1,2 +1,12 @@
-"""The weak-to-strong training pipeline that several studies share: learners (linear probes on
-frozen features, fine-tuned models), losses, ensembles of weak teachers, PGR."""
+"""Training classifiers on gold or weak labels, shared by the studies: learners (linear probes on
+frozen features, fine-tuned models), losses, ensembles of weak teachers, and the weak-to-strong
+pieces (`alignlab.training.w2s`: PGR, halves, the student and its ceiling).
+
+The allowed values of the training options live here, in a module that imports nothing, so a
+study's `config.py` can check its parameters against them without importing numpy or torch.
+"""
+
+MODES = ("probe", "finetune")  # linear heads on frozen features, or the model itself
+LOSSES = ("xent", "logconf", "product")  # see alignlab.training.losses
+METHODS = ("single", "bagging", "boosting")  # weak teachers; see alignlab.training.ensembles
+STUDENT_VAL = ("weak", "gold")  # the labels a student's epochs are chosen on

@@ -57,7 +57,7 @@ def bagging(learner, split, idx, labels, config, n_members: int, seed: int, val_
     idx, labels = np.asarray(idx), np.asarray(labels)
     rng = np.random.default_rng(seed)
     members = []
-    for j in range(n_members):
+    for _ in range(n_members):
         draw = bootstrap_indices(len(idx), rng)
         member_config = replace(config, seed=int(rng.integers(2**31)))
         members.append(learner.fit(split, idx[draw], labels[draw], member_config, val_labels=val_labels))

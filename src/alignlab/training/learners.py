@@ -5,15 +5,19 @@
     model = learner.fit("train", idx, targets, config, sample_weight=w, val_labels=y_val)
     probs = learner.predict(model, "test")                                              # (n, C)
 
+`config` is a `FitConfig`: the loss, epochs, learning rate, batch size, weight decay, the
+confidence loss's schedule and the seed of one fit.
+
 `probe`: the backbone is frozen; its pooled features (last real token for decoders, mean for
 encoders, read through the attention mask) are computed once per model and texts and cached
-(`alignlab.studies.w2sg.pipeline.features`); a linear head is trained on them in torch (Adam, minibatches). A head
-trains in well under a second, so seeds, ensembles and losses are cheap.
+(`alignlab.training.w2s.cached_features`); a linear head is trained on them in torch (AdamW,
+minibatches). A head trains in well under a second, so seeds, ensembles and losses are cheap.
 
-`finetune`: `alignlab.models.load_classifier` (a linear head on the same mask-pooled state) trained
-end to end, or only its last `train_layers` blocks, or with LoRA adapters (`lora_r > 0`, through
-`peft`). The loop tokenizes once, batches examples of similar length together and pads each batch
-only to its own longest sequence (benchmarks/bench_train.py compares it with a naive loop).
+`finetune`: `alignlab.models.load.load_classifier` (a linear head on the same mask-pooled state)
+trained end to end, or only its last `train_layers` blocks, or with LoRA adapters (`lora_r > 0`,
+through `peft`). The loop tokenizes once, batches examples of similar length together and pads
+each batch only to its own longest sequence (benchmarks/bench_train.py compares it with a naive
+loop).
 
 Both modes train with any loss of `alignlab.training.losses` on soft targets (n, C), with optional
 per-example weights, and keep the epoch with the best validation accuracy (`val_labels`: the
@@ -28,28 +32,26 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
+import torch
+from scipy.special import softmax
 
-from alignlab.training.losses import LOSSES, compute_loss
+from alignlab.lm.batching import pad_batch
+from alignlab.models.load import load_classifier
+from alignlab.training.losses import compute_loss
 
-MODES = ("probe", "finetune")
 
+@dataclass(kw_only=True)
+class FitConfig:
+    """The settings of one fit: a linear head (probe mode) or a fine-tuned model."""
 
-@dataclass
-class TrainConfig:
-    loss: str = "xent"  # one of LOSSES
-    epochs: int = 100
-    lr: float = 1e-2
-    batch_size: int = 4096  # probe default: full batch (one step per epoch)
-    weight_decay: float = 1e-3
-    alpha_max: float = 0.75  # confidence / product loss: full weight after warm-up
-    warmup_frac: float = 0.2  # fraction of all steps over which the weight ramps up linearly
-    seed: int = 0
-
-    def __post_init__(self):
-        if self.loss not in LOSSES:
-            raise ValueError(f"loss must be one of {', '.join(LOSSES)}, got {self.loss!r}")
-        if self.epochs < 1 or self.batch_size < 1:
-            raise ValueError("epochs and batch_size must be >= 1")
+    loss: str  # one of alignlab.training.LOSSES
+    epochs: int
+    lr: float
+    batch_size: int
+    weight_decay: float
+    alpha_max: float  # confidence / product loss: full weight after warm-up
+    warmup_frac: float  # fraction of all steps over which that weight ramps up linearly
+    seed: int
 
 
 def as_targets(labels, n_classes: int = 2) -> np.ndarray:
@@ -78,17 +80,13 @@ class LinearHead:
         return ((X - self.mean) / self.std) @ self.weight.T + self.bias
 
     def predict_proba(self, X: np.ndarray) -> np.ndarray:
-        z = self.logits(X)
-        z = np.exp(z - z.max(1, keepdims=True))
-        return z / z.sum(1, keepdims=True)
+        return softmax(self.logits(X), axis=1)
 
 
 @contextmanager
 def single_thread():
     """Run tiny torch ops on one thread: on a shared CPU, thread hand-offs cost more than the math
     (a head trains ~10x faster this way on 2 busy cores)."""
-    import torch
-
     before = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
@@ -97,15 +95,13 @@ def single_thread():
         torch.set_num_threads(before)
 
 
-def train_head(X, targets, config: TrainConfig, sample_weight=None, X_val=None, val_labels=None) -> LinearHead:
+def train_head(X, targets, config: FitConfig, sample_weight=None, X_val=None, val_labels=None) -> LinearHead:
     """Train a linear head on features X (n, d) against targets (n,) or (n, C)."""
     with single_thread():
         return _train_head(X, targets, config, sample_weight, X_val, val_labels)
 
 
-def _train_head(X, targets, config, sample_weight, X_val, val_labels) -> LinearHead:
-    import torch
-
+def _train_head(X, targets, config: FitConfig, sample_weight, X_val, val_labels) -> LinearHead:
     X = np.asarray(X, dtype=np.float32)
     n_classes = 2 if np.asarray(targets).ndim == 1 else np.asarray(targets).shape[1]
     targets = torch.from_numpy(as_targets(targets, n_classes))
@@ -115,7 +111,8 @@ def _train_head(X, targets, config, sample_weight, X_val, val_labels) -> LinearH
     generator = torch.Generator().manual_seed(config.seed)
     head = torch.nn.Linear(X.shape[1], n_classes)
     with torch.no_grad():  # seeded initialisation, independent of the global RNG
-        head.weight.normal_(0.0, 0.1 / math.sqrt(X.shape[1]), generator=generator)  # small: near the convex optimum path
+        # small: near the convex optimum path
+        head.weight.normal_(0.0, 0.1 / math.sqrt(X.shape[1]), generator=generator)
         head.bias.zero_()
     optimizer = torch.optim.AdamW(head.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     n = len(Xt)
@@ -153,7 +150,7 @@ class ProbeLearner:
     def __init__(self, features: dict):
         self.features = {split: np.asarray(X, dtype=np.float32) for split, X in features.items()}
 
-    def fit(self, split, idx, targets, config: TrainConfig, sample_weight=None, val_labels=None, val_split="validation"):
+    def fit(self, split, idx, targets, config: FitConfig, sample_weight=None, val_labels=None, val_split="validation"):
         X = self.features[split][np.asarray(idx)]
         X_val = self.features[val_split] if val_labels is not None else None
         return train_head(X, targets, config, sample_weight, X_val, val_labels)
@@ -175,23 +172,11 @@ def length_batches(lengths, batch_size: int, rng: np.random.Generator) -> list[n
     return [batches[i] for i in rng.permutation(len(batches))]
 
 
-def collate(encoded: list[list[int]], pad_id: int):
-    """Right-pad a batch of token id lists to its own longest sequence -> (input_ids, attention_mask)."""
-    import torch
-
-    width = max(len(ids) for ids in encoded)
-    input_ids = torch.full((len(encoded), width), pad_id, dtype=torch.long)
-    mask = torch.zeros((len(encoded), width), dtype=torch.long)
-    for row, ids in enumerate(encoded):
-        input_ids[row, :len(ids)] = torch.tensor(ids)
-        mask[row, :len(ids)] = 1
-    return input_ids, mask
-
-
 def _trainable(classifier, train_layers: int | None, lora_r: int):
     """Freeze what should not train; returns the (possibly LoRA-wrapped) classifier."""
     if lora_r > 0:
-        from peft import LoraConfig, get_peft_model
+        # peft takes seconds to import and only LoRA fine-tuning needs it
+        from peft import LoraConfig, get_peft_model  # noqa: PLC0415
 
         config = LoraConfig(r=lora_r, lora_alpha=2 * lora_r, lora_dropout=0.0, target_modules="all-linear")
         classifier.backbone = get_peft_model(classifier.backbone, config)
@@ -228,8 +213,6 @@ class FineTuned:
         self.classifier, self.tokenizer, self.max_length = classifier, tokenizer, max_length
 
     def predict_proba(self, texts, batch_size: int = 64) -> np.ndarray:
-        import torch
-
         encoded = self.tokenizer(list(texts), truncation=True, max_length=self.max_length)["input_ids"]
         order = np.argsort([len(e) for e in encoded], kind="stable")
         out = None
@@ -237,16 +220,16 @@ class FineTuned:
         self.classifier.eval()
         for start in range(0, len(order), batch_size):
             idx = order[start:start + batch_size]
-            input_ids, mask = collate([encoded[i] for i in idx], self.tokenizer.pad_token_id)
+            input_ids, mask = pad_batch(self.tokenizer, [encoded[i] for i in idx], side="right", device=device)
             with torch.inference_mode():
-                probs = torch.softmax(self.classifier(input_ids.to(device), mask.to(device)).float(), -1).cpu().numpy()
+                probs = torch.softmax(self.classifier(input_ids, mask).float(), -1).cpu().numpy()
             if out is None:
                 out = np.zeros((len(order), probs.shape[1]), dtype=np.float32)
             out[idx] = probs
         return out
 
 
-def finetune_classifier(model, texts, targets, config: TrainConfig, sample_weight=None, val_texts=None,
+def finetune_classifier(model, texts, targets, config: FitConfig, sample_weight=None, val_texts=None,
                         val_labels=None, train_layers: int | None = None, lora_r: int = 0,
                         max_length: int = 256, autocast_bf16: bool = False) -> FineTuned:
     """Fine-tune `model` (a name, or a (classifier, tokenizer) pair) on texts against targets.
@@ -256,10 +239,6 @@ def finetune_classifier(model, texts, targets, config: TrainConfig, sample_weigh
     accuracy is kept. `autocast_bf16` runs the forward pass in bfloat16 (faster on CPUs with bf16
     matmuls, on GPUs), master weights stay fp32.
     """
-    import torch
-
-    from alignlab.models import load_classifier
-
     torch.manual_seed(config.seed)  # head initialisation and LoRA adapters
     n_classes = 2 if np.asarray(targets).ndim == 1 else np.asarray(targets).shape[1]
     classifier, tokenizer = model if isinstance(model, tuple) else load_classifier(model, num_labels=n_classes)
@@ -278,9 +257,9 @@ def finetune_classifier(model, texts, targets, config: TrainConfig, sample_weigh
     for _ in range(config.epochs):
         classifier.train()
         for idx in length_batches([len(e) for e in encoded], config.batch_size, rng):
-            input_ids, mask = collate([encoded[i] for i in idx], tokenizer.pad_token_id)
+            input_ids, mask = pad_batch(tokenizer, [encoded[i] for i in idx], side="right", device=device)
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast_bf16):
-                logits = classifier(input_ids.to(device), mask.to(device))
+                logits = classifier(input_ids, mask)
             loss = compute_loss(config.loss, logits.float(), targets[idx].to(device), step, total_steps,
                                 alpha_max=config.alpha_max, warmup_frac=config.warmup_frac,
                                 sample_weight=None if weights is None else weights[idx].to(device))
@@ -308,9 +287,10 @@ class FinetuneLearner:
     def __init__(self, model_name: str, texts: dict, train_layers: int | None = None, lora_r: int = 0,
                  max_length: int = 256, autocast_bf16: bool = False):
         self.model_name, self.texts = model_name, {k: list(v) for k, v in texts.items()}
-        self.train_layers, self.lora_r, self.max_length, self.autocast_bf16 = train_layers, lora_r, max_length, autocast_bf16
+        self.train_layers, self.lora_r = train_layers, lora_r
+        self.max_length, self.autocast_bf16 = max_length, autocast_bf16
 
-    def fit(self, split, idx, targets, config: TrainConfig, sample_weight=None, val_labels=None, val_split="validation"):
+    def fit(self, split, idx, targets, config: FitConfig, sample_weight=None, val_labels=None, val_split="validation"):
         texts = [self.texts[split][i] for i in np.asarray(idx)]
         val_texts = self.texts[val_split] if val_labels is not None else None
         return finetune_classifier(self.model_name, texts, targets, config, sample_weight, val_texts, val_labels,

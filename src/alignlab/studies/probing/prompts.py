@@ -22,41 +22,43 @@ queries). Three tuned probes (TUNED):
                 no gradient, here OE and BOO both reach the gate (tests/test_probing.py checks it):
                 BOO pulls the threshold up (a smaller set is easier to beat), OE pulls it down.
 
-Results are cached by alignlab.studies.probing.study: bump its VERSION when this module's behaviour changes.
+Results are cached by alignlab.studies.probing.probes: bump its VERSION when this module's behaviour changes.
 """
 
 from __future__ import annotations
 
-import functools
 import math
-from typing import TYPE_CHECKING
 
+import torch
+from torch import nn
+
+from alignlab.studies.probing.config import TUNED
 from alignlab.studies.probing.queries import manual_slot_init
 
-if TYPE_CHECKING:
-    from alignlab.studies.probing.study import TrainConfig
-
-TUNED = ("softprompt", "ptuning", "mecod")
+# Prompt shape for prompt_init="random" and the prompt encoder's width; not study parameters, but
+# part of the cache key of every trained probe (alignlab.studies.probing.probes.training_key).
+RANDOM_SLOTS = 3  # slots before and after the subject
+ENCODER_HIDDEN = 128
 
 
 # ---------------------------------------------------------------------------------------------
 # Prompt parameters
 
-def make_prompt(method: str, embed, tokenizer, template: str, config: TrainConfig, seed: int):
+def make_prompt(method: str, embed, tokenizer, template: str, prompt_init: str, seed: int,
+                n_slots: int = RANDOM_SLOTS, hidden: int = ENCODER_HIDDEN):
     """The trainable module of a tuned probe: forward() -> (n_slots, dim) prompt vectors.
-    `embed` is the model's input embedding module (kept frozen)."""
-    import torch
-
+    `embed` is the model's input embedding module (kept frozen). prompt_init "manual": the slots
+    start from the template's words; "random": `n_slots` slots on each side of the subject."""
     if method not in TUNED:
         raise ValueError(f"method must be one of: {', '.join(TUNED)}; got {method!r}")
     torch.manual_seed(seed)
-    if config.prompt_init == "manual":
+    if prompt_init == "manual":
         before, after = manual_slot_init(tokenizer, template)
         with torch.no_grad():
             base = embed(torch.tensor(before + after, dtype=torch.long)).float()
         slots = (len(before), len(after))
     else:
-        slots = (config.n_slots, config.n_slots)
+        slots = (n_slots, n_slots)
         with torch.no_grad():
             scale = embed.weight.float().std().item()
         base = torch.zeros(sum(slots), embed.weight.shape[1])
@@ -65,74 +67,56 @@ def make_prompt(method: str, embed, tokenizer, template: str, config: TrainConfi
     if method == "softprompt":
         module = SoftPrompt(base)
     else:
-        module = PromptEncoder(base, config.hidden, zero_init=config.prompt_init == "manual")
+        module = PromptEncoder(base, hidden, zero_init=prompt_init == "manual")
     if method == "mecod":
         module.gate = Gate()
     module.slots = slots
     return module
 
 
-@functools.lru_cache(maxsize=1)
-def _module_classes():
-    import torch
-    from torch import nn
+class SoftPrompt(nn.Module):
+    """OptiPrompt: the prompt vectors are the parameters."""
 
-    class SoftPrompt(nn.Module):
-        """OptiPrompt: the prompt vectors are the parameters."""
+    def __init__(self, init):
+        super().__init__()
+        self.vectors = nn.Parameter(init.clone())
 
-        def __init__(self, init):
-            super().__init__()
-            self.vectors = nn.Parameter(init.clone())
-
-        def forward(self):
-            return self.vectors
-
-    class PromptEncoder(nn.Module):
-        """P-tuning: pseudo-token embeddings -> BiLSTM -> MLP, added to a frozen base (the
-        template's word embeddings with prompt_init="manual", zeros otherwise). With a manual
-        base the MLP's last layer starts at zero, so training starts from the manual prompt."""
-
-        def __init__(self, base, hidden: int, zero_init: bool):
-            super().__init__()
-            n, dim = base.shape
-            self.register_buffer("base", base.clone())
-            self.pseudo = nn.Parameter(torch.randn(n, hidden) * 0.1)
-            self.lstm = nn.LSTM(hidden, hidden // 2, num_layers=2, bidirectional=True, batch_first=True)
-            self.mlp = nn.Sequential(nn.Linear(hidden, hidden), nn.ReLU(), nn.Linear(hidden, dim))
-            if zero_init:
-                nn.init.zeros_(self.mlp[-1].weight)
-                nn.init.zeros_(self.mlp[-1].bias)
-
-        def forward(self):
-            out, _ = self.lstm(self.pseudo.unsqueeze(0))
-            return self.base + self.mlp(out[0])
-
-    class Gate(nn.Module):
-        """MeCoD's gate over candidates: g_o = sigmoid(scale * log(K q_o) - threshold)."""
-
-        def __init__(self):
-            super().__init__()
-            self.scale = nn.Parameter(torch.tensor(2.0))
-            self.threshold = nn.Parameter(torch.tensor(0.0))
-
-        def forward(self, prompt_only_logprobs):
-            k = prompt_only_logprobs.shape[-1]
-            return torch.sigmoid(self.scale * (prompt_only_logprobs + math.log(k)) - self.threshold)
-
-    return SoftPrompt, PromptEncoder, Gate
+    def forward(self):
+        return self.vectors
 
 
-# Thin constructors: the nn.Module classes are built on first use, so importing stays cheap.
-def SoftPrompt(init):  # noqa: N802
-    return _module_classes()[0](init)
+class PromptEncoder(nn.Module):
+    """P-tuning: pseudo-token embeddings -> BiLSTM -> MLP, added to a frozen base (the
+    template's word embeddings with prompt_init="manual", zeros otherwise). With a manual
+    base the MLP's last layer starts at zero, so training starts from the manual prompt."""
+
+    def __init__(self, base, hidden: int, zero_init: bool):
+        super().__init__()
+        n, dim = base.shape
+        self.register_buffer("base", base.clone())
+        self.pseudo = nn.Parameter(torch.randn(n, hidden) * 0.1)
+        self.lstm = nn.LSTM(hidden, hidden // 2, num_layers=2, bidirectional=True, batch_first=True)
+        self.mlp = nn.Sequential(nn.Linear(hidden, hidden), nn.ReLU(), nn.Linear(hidden, dim))
+        if zero_init:
+            nn.init.zeros_(self.mlp[-1].weight)
+            nn.init.zeros_(self.mlp[-1].bias)
+
+    def forward(self):
+        out, _ = self.lstm(self.pseudo.unsqueeze(0))
+        return self.base + self.mlp(out[0])
 
 
-def PromptEncoder(base, hidden, zero_init):  # noqa: N802
-    return _module_classes()[1](base, hidden, zero_init)
+class Gate(nn.Module):
+    """MeCoD's gate over candidates: g_o = sigmoid(scale * log(K q_o) - threshold)."""
 
+    def __init__(self):
+        super().__init__()
+        self.scale = nn.Parameter(torch.tensor(2.0))
+        self.threshold = nn.Parameter(torch.tensor(0.0))
 
-def Gate():  # noqa: N802
-    return _module_classes()[2]()
+    def forward(self, prompt_only_logprobs):
+        k = prompt_only_logprobs.shape[-1]
+        return torch.sigmoid(self.scale * (prompt_only_logprobs + math.log(k)) - self.threshold)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -140,8 +124,6 @@ def Gate():  # noqa: N802
 
 def task_loss(logprobs, gold):
     """Cross-entropy over the scored candidates: logprobs (B, K), gold (B,) indices."""
-    import torch
-
     return torch.nn.functional.cross_entropy(logprobs, gold)
 
 
@@ -149,8 +131,6 @@ def oe_loss(prompt_only_logprobs, gate):
     """Object Equalization: negative entropy of the prompt-only distribution q restricted to
     the gated set, q~ = g*q / sum(g*q). prompt_only_logprobs: (K,) scores of the subject-masked
     query; gate: (K,) in (0, 1). Minimizing it flattens q over the biased objects."""
-    import torch
-
     q = torch.softmax(prompt_only_logprobs, dim=-1)
     weighted = gate * q
     q_tilde = weighted / weighted.sum().clamp(min=1e-12)
@@ -161,8 +141,6 @@ def boo_loss(logprobs, gold, gate, valid=None):
     """Biased Object Obstruction: mean over rows of -log p_gold / (p_gold + sum_o g_o p_o), with p
     the softmax over candidates of the factual query, o over candidates other than the gold
     (and other than `valid` (B, K) bool, other true objects of the row)."""
-    import torch
-
     p = torch.softmax(logprobs, dim=-1)
     p_gold = p.gather(1, gold.unsqueeze(1)).squeeze(1)
     others = torch.ones_like(p)
@@ -175,10 +153,6 @@ def boo_loss(logprobs, gold, gate, valid=None):
 
 def mecod_losses(logprobs, gold, prompt_only_logprobs, gate_module, a1: float, a2: float, valid=None):
     """(total, parts): task + a1*OE + a2*BOO; the gate sees the prompt-only log-probs (detached)."""
-    if a1 < 0 or a2 < 0:
-        raise ValueError(f"a1 and a2 must be >= 0; got a1={a1}, a2={a2}")
-    import torch
-
     gate = gate_module(torch.log_softmax(prompt_only_logprobs, -1).detach())
     task = task_loss(logprobs, gold)
     oe = oe_loss(prompt_only_logprobs, gate)

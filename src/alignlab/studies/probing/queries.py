@@ -15,15 +15,18 @@ Prompt-only (counterfactual) query: the subject's tokens are replaced by ONE pla
 (the tokenizer's unk, else pad, else eos token; [MASK] for masked LMs), so no subject token
 remains and the query is the same for every subject of a relation (computed once per relation).
 
-Results are cached by alignlab.studies.probing.study: bump its VERSION when this module's behaviour changes.
+Results are cached by alignlab.studies.probing.probes: bump its VERSION when this module's behaviour changes.
 """
 
 from __future__ import annotations
 
 import contextlib
+import inspect
 
 import numpy as np
+import torch
 
+from alignlab.lm.batching import pad_batch, position_ids
 
 # ---------------------------------------------------------------------------------------------
 # Queries: token ids with slots for prompt vectors
@@ -121,20 +124,12 @@ def manual_query(tokenizer, row: dict, masked: bool) -> list[int]:
 # ---------------------------------------------------------------------------------------------
 # The differentiable scorer
 
-def embed_queries(model, queries: list[list[int]], prompt=None, pad_id: int = 0, left: bool = True):
-    """(embeds, mask): queries padded to one width (left for causal LMs) and embedded with the
+def embed_queries(model, tokenizer, queries: list[list[int]], prompt=None, left: bool = True):
+    """(embeds, mask, ids): queries padded to one width (left for causal LMs) and embedded with the
     model's own embedding module; SLOT positions take the prompt vectors in order."""
-    import torch
-
     embed = model.get_input_embeddings()
     device = embed.weight.device
-    width = max(len(q) for q in queries)
-    ids = torch.full((len(queries), width), pad_id, dtype=torch.long)
-    mask = torch.zeros((len(queries), width), dtype=torch.long)
-    for row, q in enumerate(queries):
-        span = slice(width - len(q), width) if left else slice(0, len(q))
-        ids[row, span] = torch.tensor(q)
-        mask[row, span] = 1
+    ids, mask = pad_batch(tokenizer, queries, side="left" if left else "right")
     slots = ids == SLOT
     embeds = embed(ids.clamp(min=0).to(device))
     if slots.any():
@@ -151,8 +146,6 @@ def embed_queries(model, queries: list[list[int]], prompt=None, pad_id: int = 0,
 
 def _scatter_slots(embeds, slots, vectors):
     """A tensor like embeds whose SLOT positions hold the prompt vectors, row by row."""
-    import torch
-
     out = torch.zeros_like(embeds)
     rows, cols = slots.nonzero(as_tuple=True)
     order = torch.arange(len(rows), device=embeds.device) % vectors.shape[0]
@@ -161,8 +154,6 @@ def _scatter_slots(embeds, slots, vectors):
 
 def encode_candidates(tokenizer, candidates: list[str], masked: bool = False):
     """(ids (K, L), mask (K, L)) of each candidate's tokens, right-padded; " " + text for causal LMs."""
-    import torch
-
     if masked:  # LAMA: single-token objects only
         ids = []
         for c in candidates:
@@ -175,27 +166,18 @@ def encode_candidates(tokenizer, candidates: list[str], masked: bool = False):
     for c, ids in zip(candidates, lists):
         if not ids:
             raise ValueError(f"candidate {c!r} has no tokens")
-    width = max(len(x) for x in lists)
-    ids = torch.zeros((len(lists), width), dtype=torch.long)
-    mask = torch.zeros((len(lists), width), dtype=torch.long)
-    for i, x in enumerate(lists):
-        ids[i, :len(x)] = torch.tensor(x)
-        mask[i, :len(x)] = 1
-    return ids, mask
+    return pad_batch(tokenizer, lists, side="right")
 
 
 def candidate_logprobs(model, embeds, mask, cand_ids, cand_mask):
     """(B, K) log p(candidate tokens | prefix) for every prefix row and every candidate, summed
     over the candidate's tokens. Prefixes are left-padded (positions from the mask, as in
     alignlab.lm.scoring); the prefix runs once and its key/value cache is repeated per candidate."""
-    import torch
-
     batch, k = embeds.shape[0], cand_ids.shape[0]
     device = embeds.device
     cand_ids, cand_mask = cand_ids.to(device), cand_mask.to(device)
-    position_ids = (mask.cumsum(1) - 1).clamp(min=0)
     multi = cand_ids.shape[1] > 1
-    out = model(inputs_embeds=embeds, attention_mask=mask, position_ids=position_ids, use_cache=multi,
+    out = model(inputs_embeds=embeds, attention_mask=mask, position_ids=position_ids(mask), use_cache=multi,
                 logits_to_keep=1)
     first = torch.log_softmax(out.logits[:, -1].float(), dim=-1)[:, cand_ids[:, 0]]  # (B, K)
     if not multi:
@@ -219,15 +201,11 @@ def candidate_logprobs(model, embeds, mask, cand_ids, cand_mask):
 def cache_argument(model) -> str:
     """The name under which `model.forward` takes a key/value cache: `cache` in recent transformers
     (5.x, where `past_key_values` is deprecated), `past_key_values` in older ones and other models."""
-    import inspect
-
     return "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
 
 
 def masked_lm_logprobs(model, embeds, mask, ids, cand_ids, mask_token_id: int):
     """(B, K) log p([MASK] = candidate token) for a masked LM; one forward pass."""
-    import torch
-
     where = ids == mask_token_id
     if not bool(where.any(1).all()):
         raise ValueError("each masked-LM query needs a [MASK] token for the object")
@@ -245,20 +223,16 @@ class Scorer:
         self.model, self.tokenizer = model, tokenizer
         self.masked = is_masked_lm(model)
         if self.masked and candidates is None:  # LAMA: the whole vocabulary, as decoded words
-            import torch
-
             self.candidates = [tokenizer.decode([i]).strip() for i in range(len(tokenizer))]
             self.cand_ids = torch.arange(len(tokenizer)).unsqueeze(1)
             self.cand_mask = torch.ones_like(self.cand_ids)
         else:
             self.candidates = list(candidates)
             self.cand_ids, self.cand_mask = encode_candidates(tokenizer, self.candidates, self.masked)
-        pad = tokenizer.pad_token_id
-        self.pad_id = pad if pad is not None else (tokenizer.eos_token_id or 0)
 
     def __call__(self, queries, prompt=None, subset=None):
         """(B, K) log-probabilities of candidates (all, or the index list `subset`)."""
-        embeds, mask, ids = embed_queries(self.model, queries, prompt, self.pad_id, left=not self.masked)
+        embeds, mask, ids = embed_queries(self.model, self.tokenizer, queries, prompt, left=not self.masked)
         cand_ids, cand_mask = self.cand_ids, self.cand_mask
         if subset is not None:
             cand_ids, cand_mask = cand_ids[subset], cand_mask[subset]
@@ -271,8 +245,6 @@ class Scorer:
     def score_all(self, queries, prompt=None, batch_size: int = 8, max_positions: int = 2048) -> np.ndarray:
         """(n, C) log-probabilities of every candidate, no gradient; candidates of similar token
         length are scored together in chunks of about max_positions candidate tokens per batch."""
-        import torch
-
         out = np.zeros((len(queries), len(self.candidates)))
         lengths = self.cand_mask.sum(1).numpy()
         order = np.argsort(lengths, kind="stable")

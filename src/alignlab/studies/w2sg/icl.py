@@ -19,14 +19,14 @@ tokens): score = log p(" Yes") - log p(" No"); the prediction is
 Yes when the score is positive (accuracy), and the score ranks examples (AUROC, threshold-free).
 
 Demonstrations come from the weak teacher's labelled pool (half 2 of the training split, the data
-the student learns from), with labels from one of three sources:
+the student learns from), with labels from one of three sources (`config.SOURCES`):
   `weak`     the weak teacher's predictions,
   `gold`     the true labels,
   `flipped`  the true labels with a random fraction flipped, by default the weak labels' own
              error rate, which separates "how many labels are wrong" from "which ones".
 Optional confidence tags ("Teacher confidence: 87%") show the teacher's probability of the label.
 
-Retrievers pick the k demonstrations of each test question:
+Retrievers (`config.RETRIEVERS`) pick the k demonstrations of each test question:
   `random`  class-balanced random: k/2 shown-positive and k/2 shown-negative examples, shuffled;
   `knn`     the k most similar by cosine similarity of MiniLM sentence embeddings (mean pooling);
   `bm25`    the k best by BM25 (the `bm25s` package) of the test text against the pool texts.
@@ -39,10 +39,17 @@ prompts, so a re-run, or a grid that shares prompts with an earlier one, scores 
 
 from __future__ import annotations
 
+import bm25s
 import numpy as np
+import pandas as pd
 
-SOURCES = ("weak", "gold", "flipped")
-RETRIEVERS = ("random", "knn", "bm25")
+from alignlab.cache import Cache
+from alignlab.lm.scoring import score_labels
+from alignlab.models.load import load_causal_lm
+from alignlab.stats import auroc
+from alignlab.studies.w2sg.config import RETRIEVERS, Config
+from alignlab.training.w2s import cached_features
+
 INSTRUCTION = "Decide whether each answer is correct."
 LABEL_WORDS = (" No", " Yes")  # index = label
 SCORES_VERSION = "1"
@@ -93,8 +100,6 @@ def retrieve_knn(pool_embeddings, query_embeddings, k: int) -> np.ndarray:
 
 def retrieve_bm25(pool_texts, query_texts, k: int) -> np.ndarray:
     """(n_queries, k) indices of the best BM25 matches in the pool, weakest first."""
-    import bm25s
-
     retriever = bm25s.BM25()
     retriever.index(bm25s.tokenize(list(pool_texts), stopwords="en", show_progress=False), show_progress=False)
     results, _ = retriever.retrieve(bm25s.tokenize(list(query_texts), stopwords="en", show_progress=False),
@@ -104,12 +109,8 @@ def retrieve_bm25(pool_texts, query_texts, k: int) -> np.ndarray:
 
 def label_scores(model_name: str, prompts: list[str], batch_size: int = 16) -> np.ndarray:
     """log p(" Yes") - log p(" No") after each prompt, through alignlab.lm.scoring; cached by prompts."""
-    from alignlab.cache import Cache
 
     def compute():
-        from alignlab.models import load_causal_lm
-        from alignlab.lm.scoring import score_labels
-
         model, tokenizer = load_causal_lm(model_name)
         scores = score_labels(model, tokenizer, prompts, list(LABEL_WORDS), batch_size=batch_size)
         return scores[:, 1] - scores[:, 0]
@@ -127,8 +128,6 @@ def run_icl_seed(model_name: str, pool_texts, pool_gold, pool_weak_probs, pool_e
                  query_gold, query_embeddings, ks, retrievers, sources, seed: int,
                  flip_fraction: float | None = None, confidence_tags: bool = False) -> list[dict]:
     """One seed: rows (seed, retriever, source, k, acc, auc, n) for the grid of `grid`."""
-    from alignlab.stats import auroc
-
     rng = np.random.default_rng([seed, 2])
     pool_gold = np.asarray(pool_gold)
     weak = np.asarray(pool_weak_probs).argmax(1)
@@ -178,73 +177,22 @@ def query_subset(n_test: int, n_questions: int) -> np.ndarray:
     return np.sort(np.random.default_rng(12345).permutation(n_test)[:min(n_questions, n_test)])
 
 
-def summary(icl_results):
-    """Mean and 95% t-CI over seeds of accuracy per (retriever, source, k)."""
-    from alignlab.stats import summarize
+def run_icl_study(config: Config, texts: dict, labels: dict, teacher_labels: dict,
+                  embedder: str = "minilm-l6") -> pd.DataFrame:
+    """In-context W2SG with `config.icl_model` on the first pair's teachers, over `config.icl_seeds`.
 
-    return summarize(icl_results, by=["retriever", "source", "k"], value="acc")
-
-
-def headline(icl_results) -> dict:
-    """ICL metrics: accuracy at the largest k with the first retriever, per label source; zero-shot."""
-    first = icl_results.retriever.iloc[0]
-    k_max = icl_results.k.max()
-    at = icl_results[(icl_results.retriever == first) & (icl_results.k == k_max)]
-    out = {"icl_k_max": float(k_max),
-           "icl_acc_zero_shot": float(icl_results[icl_results.k == 0].acc.mean())}
-    for source in ("weak", "gold", "flipped"):
-        rows = at[at.source == source]
-        if len(rows):
-            out[f"icl_acc_{source}_labels"] = float(rows.acc.mean())
-            out[f"icl_auc_{source}_labels"] = float(rows.auc.mean())
-    for retriever in set(icl_results.retriever):
-        rows = icl_results[(icl_results.retriever == retriever) & (icl_results.k == k_max)
-                           & (icl_results.source == icl_results.source.iloc[0])]
-        out[f"icl_acc_{retriever}"] = float(rows.acc.mean())
-    return out
-
-
-def run_icl_study(model_name: str, texts: dict, labels: dict, teacher_labels: dict, ks, retrievers, sources,
-                  n_questions: int, flip_fraction: float | None = None, confidence_tags: bool = False,
-                  embedder: str = "minilm-l6"):
-    """ICL over seeds: `teacher_labels` maps seed -> (half-2 indices, the weak teacher's soft labels on
-    them), from `alignlab.studies.w2sg.pipeline.run_study`. Returns a tidy DataFrame, one row per (seed, retriever, source, k)."""
-    import pandas as pd
-
-    from alignlab.studies.w2sg.pipeline import features
-
-    for name, values, allowed in (("icl_retrievers", retrievers, RETRIEVERS), ("icl_sources", sources, SOURCES)):
-        if not values or any(v not in allowed for v in values):
-            raise ValueError(f"{name} must be a non-empty list drawn from {', '.join(allowed)}, got {values!r}")
-    if any(int(k) < 0 for k in ks):
-        raise ValueError(f"icl_k must be >= 0, got {ks!r}")
-    train_emb = features(embedder, texts["train"])
-    test_emb = features(embedder, texts["test"])
-    queries = query_subset(len(texts["test"]), n_questions)
+    `teacher_labels` maps (pair, seed) -> (half-2 indices, the single weak teacher's soft labels on
+    them), from `alignlab.studies.w2sg.pipeline.run_study`; `embedder` gives the features of the
+    `knn` retriever. Returns a tidy DataFrame, one row per (seed, retriever, source, k)."""
+    train_emb = cached_features(embedder, texts["train"])
+    test_emb = cached_features(embedder, texts["test"])
+    queries = query_subset(len(texts["test"]), config.n_icl_questions)
     rows = []
-    for seed, (half2, soft) in teacher_labels.items():
+    for seed in config.icl_seeds:
+        half2, soft = teacher_labels[(config.first_pair, seed)]
         pool_texts = [texts["train"][i] for i in half2]
-        rows += run_icl_seed(model_name, pool_texts, np.asarray(labels["train"])[half2], soft, train_emb[half2],
-                             [texts["test"][i] for i in queries], np.asarray(labels["test"])[queries], test_emb[queries],
-                             ks, retrievers, sources, seed, flip_fraction, confidence_tags)
+        rows += run_icl_seed(config.icl_model, pool_texts, np.asarray(labels["train"])[half2], soft, train_emb[half2],
+                             [texts["test"][i] for i in queries], np.asarray(labels["test"])[queries],
+                             test_emb[queries], config.icl_k, config.icl_retrievers, config.icl_sources, seed,
+                             config.icl_flip_fraction, config.icl_confidence_tags)
     return pd.DataFrame(rows)
-
-
-def plot_icl(icl_results):
-    """ICL accuracy against k, one line per (retriever, label source), mean and 95% CI over seeds."""
-    import matplotlib.pyplot as plt
-
-    from alignlab.figures import figsize, line_with_ci, use_style
-    from alignlab.stats import summarize
-
-    use_style()
-    df = icl_results.copy()
-    df["demonstrations"] = df["retriever"] + ", " + df["source"] + " labels"
-    s = summarize(df, by=["demonstrations", "k"], value="acc")
-    fig, ax = plt.subplots(figsize=figsize("column", 0.8))
-    line_with_ci(ax, s, x="k", hue="demonstrations")
-    ax.axhline(0.5, color="0.5", linestyle=":", linewidth=0.8)
-    ax.set_xlabel("in-context demonstrations k")
-    ax.set_ylabel("test accuracy")
-    ax.legend(fontsize="x-small")
-    return fig

@@ -1,59 +1,54 @@
-"""Run the study notebooks headlessly: parameters, profiles, run folders, the registry.
+"""The parameters-cell contract: parse, validate, profiles, merge order, paths.
 
-Read top to bottom:
-
-1. Notebooks and their parameters. A notebook's first code cell is tagged `parameters`
-   (papermill). We parse it with `ast`: every `name = <literal>` line is a parameter, its
-   default gives the type, and a trailing `# one of: a, b, c` comment restricts the values.
-2. Validation (`check_value`), shared by the runner (before any kernel starts) and by the
-   notebooks themselves (`check_params(stem, globals())` in their second cell). Rules:
+1. A notebook's first code cell is tagged `parameters` (papermill). We parse it with `ast`: every
+   `name = <literal>` line is a parameter, its default gives the type, and a trailing
+   `# one of: a, b, c` comment restricts the values.
+2. `check_value` validates one value; the runner calls it before any kernel starts and the
+   notebook's second cell (`alignlab.nb.check_params`) calls it again. Rules:
    - the value must have the default's type; an int is fine where a float is expected; a
      default of None accepts anything; for a list, each element must have the type of the
      default's elements (when the default list is not empty);
    - `# one of: ...` restricts the value (each element, for a list);
-   - `model`, `models`, `*_model`, `*_models` are checked by `alignlab.models.check_model_name`;
+   - `model`, `models`, `*_model`, `*_models` are checked by `alignlab.models.zoo.check_model_name`;
    - `n_*` must be >= 1; `seeds` must be a non-empty list of ints.
-3. Profiles: `profiles/<name>.yaml` maps a notebook stem to parameter overrides; an optional
+3. Paths (`resolve_paths`). A parameter named `*_path`, `*_folder` or `*_dir` names a file or
+   folder; so does a `dataset` or model value that starts with `./`, `../`, `/` or `~`, or that
+   exists as a path. Such a value is made absolute before the kernel (which runs in notebooks/)
+   sees it, and must exist. Relative paths are taken from the current directory for `-p` values,
+   from the project root for profile values and from notebooks/ for a notebook's own defaults
+   (where its kernel runs). Other values (`gpt2`, `allenai/sciq`) stay as they are.
+4. Profiles: `profiles/<name>.yaml` maps a notebook stem to parameter overrides; an optional
    `all:` section applies to every notebook that has those parameters. Merge order:
    notebook defaults < profile `all` < profile `<stem>` < `-p NAME VALUE` (parsed as YAML).
-4. Execution: a run folder `results/<stem>/<run-id>/` with run-id
-   `YYYYmmdd-HHMMSS-<first 8 hex of sha256(canonical JSON of params)>`; `params.json` is
-   written first, then papermill writes the executed notebook `<stem>.ipynb` there, and the
-   notebook writes `metrics.json` (`save_metrics`) and its figures. The kernel learns the run
-   folder from `$ALIGNLAB_RUN_DIR`. Every run is a row in `results/registry.sqlite`
-   (see `alignlab.run.registry` for the schema).
+   Then the study's `Config.from_params` runs its own checks.
 
-Papermill (slow to import) is imported only when a notebook is executed, so importing this
-module and validating parameters take a fraction of a second.
+Everything here is cheap to import: validating a run takes a fraction of a second.
 """
 
 from __future__ import annotations
 
 import ast
-import datetime
 import difflib
-import hashlib
 import io
 import json
-import math
 import numbers
 import os
 import re
-import subprocess
-import time
 import tokenize
-from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
 
-from alignlab.run import registry
+from alignlab.paths import notebooks_dir, profiles_dir, project_root
 from alignlab.studies import config_class
 from alignlab.studies.base import ParameterError
-from alignlab.paths import notebooks_dir, profiles_dir, project_root, results_dir, run_dir
 
-
+__all__ = [
+    "Parameter", "ParameterError", "check_name", "check_value", "list_notebooks", "list_profiles",
+    "load_profile", "parameters_cell", "parse_choices", "parse_parameters", "parse_value", "plan_runs",
+    "read_parameters", "resolve_notebook", "resolve_params", "resolve_paths",
+]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -186,19 +181,9 @@ def _same_type(value, default) -> bool:
     return isinstance(value, type(default))
 
 
-def _is_model_parameter(name: str) -> bool:
+def is_model_parameter(name: str) -> bool:
+    """`model`, `models`, `*_model`, `*_models`: values are model names, hub ids or local paths."""
     return name in ("model", "models") or name.endswith(("_model", "_models"))
-
-
-def _model_name_checker():
-    """`alignlab.models.check_model_name`, or None while that module (or function) is absent."""
-    try:
-        from alignlab.models import check_model_name
-    except ImportError as e:  # also ModuleNotFoundError
-        if e.name == "alignlab.models":
-            return None
-        raise
-    return check_model_name
 
 
 def check_value(notebook: str, p: Parameter, value, where: str = ""):
@@ -234,10 +219,10 @@ def check_value(notebook: str, p: Parameter, value, where: str = ""):
                 or not all(isinstance(s, int) and not isinstance(s, bool) for s in value)):
             raise ParameterError(f"{what} must be a non-empty list of ints, e.g. [0, 1, 2]; "
                                  f"got {value!r}.")
-    if _is_model_parameter(p.name):
-        check_model_name = _model_name_checker()
+    if is_model_parameter(p.name):
+        from alignlab.models.zoo import check_model_name  # huggingface_hub: only when a model is set
         for item in items:
-            if check_model_name is not None and isinstance(item, str):
+            if isinstance(item, str):
                 try:
                     check_model_name(item)
                 except ValueError as e:
@@ -255,6 +240,53 @@ def check_name(notebook: str, name: str, parameters: dict[str, Parameter], where
     raise ParameterError(
         f"{notebook} has no parameter {name!r}" + (f" ({where})" if where else "") + f".{hint} "
         f"Its parameters, with their defaults: {listing}.")
+
+
+# ---------------------------------------------------------------------------------------------
+# Paths: made absolute before the kernel (whose working directory is notebooks/) sees them
+
+PATH_SUFFIXES = ("_path", "_folder", "_dir")
+PATH_PREFIXES = ("./", "../", "/", "~")
+
+
+def is_path_parameter(name: str) -> bool:
+    """`*_path`, `*_folder`, `*_dir`: the value (a string, or None) names a file or folder."""
+    return name.endswith(PATH_SUFFIXES)
+
+
+def _embedded_names() -> tuple[str, ...]:
+    from alignlab.models.zoo import EMBEDDED  # cheap, but only needed for model values
+
+    return tuple(EMBEDDED)
+
+
+def resolve_paths(notebook: str, name: str, value, base: Path, where: str = "", choices=None):
+    """`value` with every path in it made absolute against `base` (see the module docstring).
+
+    A path parameter's value must exist, and so must a `dataset` or model value written as a path
+    (`./x`, `../x`, `/x`, `~/x`); a `dataset` or model value that exists relative to `base` is a
+    path too, unless it is one of the parameter's `# one of:` choices or an embedded model name.
+    Anything else (None, `gpt2`, `allenai/sciq`, numbers) is returned unchanged.
+    Raises ParameterError naming the parameter and the resolved path."""
+    always = is_path_parameter(name)
+    if not always and name != "dataset" and not is_model_parameter(name):
+        return value
+    if isinstance(value, (list, tuple)):
+        return [resolve_paths(notebook, name, item, base, where, choices) for item in value]
+    if not isinstance(value, str) or not value:
+        return value
+    if not always and not value.startswith(PATH_PREFIXES) and (value in (choices or ()) or (
+            is_model_parameter(name) and value in _embedded_names())):
+        return value
+    path = Path(os.path.abspath(Path(base) / Path(value).expanduser()))
+    written_as_path = value.startswith(PATH_PREFIXES) or value in (".", "..")
+    if path.exists():
+        return str(path)
+    if always or written_as_path:
+        what = f"parameter {name!r} of {notebook}" + (f" ({where})" if where else "")
+        relative = "" if Path(value).expanduser().is_absolute() else f", relative to {base}"
+        raise ParameterError(f"{what}: no such file or folder: {path} (got {value!r}{relative}).")
+    return value
 
 
 # ---------------------------------------------------------------------------------------------
@@ -312,12 +344,14 @@ def resolve_params(notebook: str, profile: str = "quick", overrides: dict | None
     parameters = read_parameters(path)
     sections = load_profile(profile)
     common = {k: v for k, v in sections.get("all", {}).items() if k in parameters}
-    params = {name: p.default for name, p in parameters.items() if p.literal}
-    for layer, where in ((common, f"profile {profile!r}, section 'all'"),
-                         (sections.get(stem, {}), f"profile {profile!r}"),
-                         (overrides or {}, "set with -p")):
+    params = {name: resolve_paths(stem, name, p.default, notebooks_dir(), "its default", p.choices)
+              for name, p in parameters.items() if p.literal}
+    for layer, where, base in ((common, f"profile {profile!r}, section 'all'", project_root()),
+                               (sections.get(stem, {}), f"profile {profile!r}", project_root()),
+                               (overrides or {}, "set with -p", Path.cwd())):
         for name, value in layer.items():
             check_name(stem, name, parameters, where)
+            value = resolve_paths(stem, name, value, base, where, parameters[name].choices)
             params[name] = check_value(stem, parameters[name], value, where)
     config = config_class(stem)
     if config is not None:
@@ -345,164 +379,3 @@ def plan_runs(notebooks: list[str], profile: str = "quick",
         mine = overrides if len(paths) == 1 else {k: v for k, v in overrides.items() if k in ps}
         plans.append((path.stem, resolve_params(path, profile, mine)))
     return plans
-
-
-# ---------------------------------------------------------------------------------------------
-# Execution
-
-@dataclass
-class RunResult:
-    id: str
-    notebook: str
-    profile: str
-    status: str                      # 'ok' or 'failed'
-    run_dir: Path
-    params: dict
-    duration_s: float = 0.0
-    metrics: dict = field(default_factory=dict)
-    failed_cell: int | None = None   # index in notebooks/<stem>.ipynb
-    error: str | None = None
-
-
-def canonical_json(params: dict) -> str:
-    return json.dumps(params, sort_keys=True, separators=(",", ":"), default=str)
-
-
-def make_run_id(params: dict, when: datetime.datetime | None = None) -> str:
-    """`YYYYmmdd-HHMMSS-<first 8 hex of sha256 of the canonical JSON of params>`."""
-    when = when or datetime.datetime.now()
-    digest = hashlib.sha256(canonical_json(params).encode()).hexdigest()[:8]
-    return f"{when:%Y%m%d-%H%M%S}-{digest}"
-
-
-def git_state(root: Path) -> tuple[str | None, int | None]:
-    """(commit, dirty) of the project; None where git cannot tell."""
-    def git(*args):
-        try:
-            out = subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, timeout=10)
-        except (OSError, subprocess.SubprocessError):
-            return None
-        return out.stdout if out.returncode == 0 else None
-    commit, status = git("rev-parse", "HEAD"), git("status", "--porcelain")
-    return (commit.strip() if commit else None), (None if status is None else int(bool(status.strip())))
-
-
-@contextmanager
-def _environment(**values):
-    """Set environment variables for the duration (the kernel inherits them), then restore."""
-    saved = {k: os.environ.get(k) for k in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
-
-
-def _now() -> datetime.datetime:
-    return datetime.datetime.now().astimezone()
-
-
-def display_path(path: Path) -> str:
-    try:
-        return str(path.relative_to(project_root()))
-    except ValueError:
-        return str(path)
-
-
-def _read_metrics(folder: Path) -> dict:
-    """metrics.json of a run folder as {name: float or None}; {} if absent or unreadable."""
-    try:
-        metrics = json.loads((folder / "metrics.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-    return {k: (float(v) if isinstance(v, (int, float)) else None)
-            for k, v in metrics.items()} if isinstance(metrics, dict) else {}
-
-
-def _source_cell_index(stem: str, executed_index: int, injected: bool) -> int:
-    """Papermill counts cells in the executed notebook, which has the injected-parameters
-    cell right after the parameters cell (or first, without one); map back to the source."""
-    with open(resolve_notebook(stem), encoding="utf-8") as f:
-        param_index = parameters_cell(json.load(f))[0]
-    injected_at = 0 if param_index is None else param_index + 1
-    return executed_index - 1 if injected and executed_index > injected_at else executed_index
-
-
-def execute(stem: str, params: dict, profile: str, *, counter: str = "[1/1]",
-            progress_bar: bool = True, log_output: bool = False) -> RunResult:
-    """Run one notebook with already validated `params`; record it in the registry."""
-    import papermill
-    from papermill.exceptions import PapermillExecutionError
-
-    started = _now()
-    run_id = make_run_id(params, started)
-    folder = results_dir() / stem / run_id
-    suffix = 1
-    while folder.exists():  # same parameters in the same second
-        suffix += 1
-        folder = results_dir() / stem / f"{run_id}-{suffix}"
-    run_id = folder.name
-    folder.mkdir(parents=True)
-    (folder / "params.json").write_text(json.dumps(params, indent=2, default=str) + "\n")
-    print(f"{counter} {stem} ({profile}) -> {display_path(folder)}/", flush=True)
-
-    commit, dirty = git_state(project_root())
-    registry.start_run(dict(
-        id=run_id, notebook=stem, profile=profile, status="running",
-        params_json=canonical_json(params), started_at=started.isoformat(timespec="seconds"),
-        git_commit=commit, git_dirty=dirty, run_dir=display_path(folder)))
-
-    # The kernel imports the same alignlab as this process, wherever it runs from.
-    package_parent = str(Path(__file__).resolve().parents[2])
-    pythonpath = os.pathsep.join(p for p in (package_parent, os.environ.get("PYTHONPATH")) if p)
-    result = RunResult(run_id, stem, profile, "ok", folder, params)
-    t0 = time.monotonic()
-
-    def finish():
-        result.duration_s = time.monotonic() - t0
-        result.metrics = _read_metrics(folder)
-        registry.finish_run(run_id, result.status, finished_at=_now().isoformat(timespec="seconds"),
-                            duration_s=round(result.duration_s, 3), failed_cell=result.failed_cell,
-                            error=result.error, metrics=result.metrics)
-
-    try:
-        with _environment(ALIGNLAB_RUN_DIR=str(folder), ALIGNLAB_NOTEBOOK=stem, PYTHONPATH=pythonpath):
-            papermill.execute_notebook(
-                str(resolve_notebook(stem)), str(folder / f"{stem}.ipynb"), parameters=params,
-                kernel_name="python3", language="python", progress_bar=progress_bar,
-                log_output=log_output, cwd=str(notebooks_dir()))
-    except PapermillExecutionError as e:
-        result.status = "failed"
-        result.failed_cell = _source_cell_index(stem, e.cell_index, injected=bool(params))
-        result.error = f"{e.ename}: {e.evalue}"
-    except KeyboardInterrupt:
-        result.status, result.error = "failed", "interrupted"
-        finish()
-        raise
-    except Exception as e:  # the kernel died, could not start, ...
-        result.status, result.error = "failed", f"{type(e).__name__}: {e}"
-    finish()
-    if result.status == "failed":
-        where = f"cell {result.failed_cell}: " if result.failed_cell is not None else ""
-        print(f"    failed after {result.duration_s:.1f}s, {where}{result.error}", flush=True)
-    return result
-
-
-def run_notebooks(notebooks: list[str], profile: str = "quick", overrides: dict | None = None, *,
-                  progress_bar: bool = True, log_output: bool = False) -> list[RunResult]:
-    """Validate all runs, then execute them one after the other (a failure does not stop the
-    rest; look at each result's status)."""
-    plans = plan_runs(notebooks, profile, overrides)
-    return [execute(stem, params, profile, counter=f"[{i}/{len(plans)}]",
-                    progress_bar=progress_bar, log_output=log_output)
-            for i, (stem, params) in enumerate(plans, 1)]
-
-
-def run_notebook(notebook: str, profile: str = "quick", overrides: dict | None = None,
-                 **kwargs) -> RunResult:
-    """Run one notebook (see run_notebooks)."""
-    return run_notebooks([notebook], profile, overrides, **kwargs)[0]
