@@ -1,10 +1,12 @@
 """The model zoo: names, checksums, the conversion cache's lock, pooling, classifiers, features."""
 
+import gc
 import json
 import multiprocessing
 import subprocess
 import sys
 import time
+import weakref
 from pathlib import Path
 
 import numpy as np
@@ -198,3 +200,73 @@ def test_embedded_smollm2_loads_and_knows_a_capital():
     model, tokenizer = load.load_causal_lm("smollm2-135m")
     pairs = [("The capital of France is", city) for city in (" Paris", " Lima", " Oslo")]
     assert score_pairs(model, tokenizer, pairs).sum.argmax() == 0
+
+
+# --------------------------------------------------------------------------------------------
+# The registry: one shared copy per (resolved name, device, dtype, kind of head)
+
+
+@pytest.fixture
+def registry():
+    load.release()
+    yield load
+    load.release()
+
+
+def test_shared_loads_return_the_same_objects(tmp_path, registry):
+    path = _save_tiny(tmp_path / "dec", lambda: tiny_causal_lm("llama"))
+    model, tokenizer = load.load_causal_lm(path)
+    assert not model.training
+    again, again_tok = load.load_causal_lm(str(tmp_path / "dec" / ".." / "dec"), device="cpu", dtype="fp32")
+    assert again is model and again_tok is tokenizer
+    backbone, _, pooling = load.load_backbone(path)
+    assert backbone is not model and pooling == "last"  # another head: another entry
+    assert load.load_feature_extractor(path).model is backbone
+    assert load.load_feature_extractor(path, layer=0.5).model is backbone
+    assert load.load_causal_lm(path, fresh=True)[0] is not model
+    assert len(load.loaded()) == 2
+
+
+def test_release_frees_the_model_and_the_next_call_loads_again(tmp_path, registry):
+    path = _save_tiny(tmp_path / "dec", lambda: tiny_causal_lm("llama"))
+    other = _save_tiny(tmp_path / "enc", tiny_encoder)
+    model, _ = load.load_causal_lm(path)
+    kept = load.load_backbone(other)[0]
+    ref = weakref.ref(model)
+    del model
+    load.release(path)
+    assert ref() is None
+    assert load.load_backbone(other)[0] is kept  # releasing one model leaves the others
+    reloaded, _ = load.load_causal_lm(path)
+    assert reloaded is not None and len(load.loaded()) == 2
+    refs = [weakref.ref(reloaded), weakref.ref(kept)]
+    del reloaded, kept
+    load.release()
+    assert [r() for r in refs] == [None, None] and load.loaded() == []
+
+
+def test_a_released_model_still_in_use_is_not_loaded_twice(tmp_path, registry):
+    path = _save_tiny(tmp_path / "dec", lambda: tiny_causal_lm("gpt2"))
+    model, _ = load.load_causal_lm(path)
+    load.release(path)
+    assert load.load_causal_lm(path)[0] is model
+
+
+def test_only_the_most_recent_models_stay_held(tmp_path, registry, monkeypatch):
+    monkeypatch.setattr(load, "MAX_HELD", 1)
+    first = _save_tiny(tmp_path / "a", lambda: tiny_causal_lm("llama"))
+    second = _save_tiny(tmp_path / "b", lambda: tiny_causal_lm("gpt2"))
+    ref = weakref.ref(load.load_causal_lm(first)[0])
+    held = load.load_causal_lm(second)[0]
+    gc.collect()
+    assert ref() is None and load.load_causal_lm(second)[0] is held
+
+
+def test_classifiers_are_never_shared(tmp_path, registry):
+    path = _save_tiny(tmp_path / "dec", lambda: tiny_causal_lm("llama"))
+    shared = load.load_backbone(path)[0]
+    a, _ = load.load_classifier(path)
+    b, _ = load.load_classifier(path)
+    assert a is not b and a.backbone is not b.backbone
+    assert shared not in (a.backbone, b.backbone)
+    assert len(load.loaded()) == 1

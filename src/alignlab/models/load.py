@@ -13,12 +13,30 @@ with bf16 support the default dtype is bf16; on CPU it is fp32: on an AVX2 CPU w
 instructions a bf16 matmul ran 33x slower than fp32 (0.7 vs 23.8 GFLOP/s, 512x576 @ 576x1536,
 torch 2.13), and bf16 shifts log-likelihoods enough to flip close candidate rankings
 (override: `dtype=` or `$ALIGNLAB_DTYPE`).
+
+One copy per process. `load_causal_lm`, `load_backbone` and the feature extractor's model are
+frozen, inference-only views: the same name (resolved), device, dtype and kind of head give the
+same object, in eval mode, that callers must not mutate (no .train(), .to(), peft, weight edits;
+`fresh=True` loads a private copy for that). The MAX_HELD (3) most recently requested stay
+loaded between calls; older ones are freed once no caller holds them. `release(name)` (or
+`release()` for all) drops the registry's hold at once and collects, so a study frees a model it
+no longer needs:
+
+    for name in ladder:
+        scores[name] = score(*load_causal_lm(name))
+        release(name)
+
+`load_classifier` always builds a fresh, trainable backbone and head (it is fine-tuned).
 """
 
 from __future__ import annotations
 
-import functools
+import gc
 import os
+import threading
+import weakref
+from collections import OrderedDict
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -87,11 +105,9 @@ def _from_pretrained_path(name: str) -> str:
         raise ModelNotAvailable(f"could not fetch '{name}' (hub ids need network access): {error}") from error
 
 
-def _load(auto_class, name: str, device: str | None, dtype: str | None, **kwargs):
-    device = pick_device(device)
-    torch_dtype = pick_dtype(device, dtype)
+def _load(auto_class, name: str, path: str, device: str, torch_dtype):
     try:
-        model = auto_class.from_pretrained(_from_pretrained_path(name), dtype=torch_dtype, **kwargs)
+        model = auto_class.from_pretrained(path, dtype=torch_dtype)
     except OSError as error:
         raise ModelNotAvailable(
             f"could not load '{name}': {error}. Embedded models: {embedded_names()}; hub ids need network access."
@@ -99,19 +115,117 @@ def _load(auto_class, name: str, device: str | None, dtype: str | None, **kwargs
     return model.to(device).eval()
 
 
-@functools.lru_cache(maxsize=4)
-def load_causal_lm(name: str, device: str | None = None, dtype: str | None = None):
-    """(model, tokenizer) for a causal LM, in eval mode. Cached per process: do not mutate the model."""
+# --------------------------------------------------------------------------------------------
+# The registry: one shared copy per (resolved name, device, dtype, kind of head)
+#
+# A hand-written dict, not functools.lru_cache: lru_cache keys on the raw arguments (a name and
+# its folder, device=None and device="cpu", or a changed $ALIGNLAB_DEVICE give separate copies),
+# can only forget everything at once (cache_clear), and its size limit drops entries that callers
+# still hold, so the next call loads a second copy of a model that is still in memory.
+#
+# Strong references to the MAX_HELD most recently requested models keep them loaded between
+# calls; every model loaded here is also tracked by a weak reference, so a model that fell out of
+# the strong hold (or was released) while a caller still uses it is handed out again instead of
+# being loaded twice, and is freed as soon as no caller holds it.
+
+MAX_HELD = 3  # models kept loaded with no caller holding them (the 1.5B ladder model alone is 7 GB in fp32)
+
+
+@dataclass
+class _Entry:
+    model: weakref.ref
+    rest: tuple  # what is returned with the model (tokenizer, pooling)
+    names: set = field(default_factory=set)  # the names it was asked for by
+
+
+_LOCK = threading.RLock()
+_LOADED: dict[tuple, _Entry] = {}
+_HELD: OrderedDict[tuple, object] = OrderedDict()  # key -> model, least recently requested first
+
+
+def _canonical(path: str) -> str:
+    return os.path.abspath(path) if os.path.exists(path) else path
+
+
+def _shared(kind: str, name: str, device: str | None, dtype: str | None, build):
+    """(model, *rest) from the registry, built by `build(path, device, torch_dtype)` when absent."""
+    device = str(torch.device(pick_device(device)))
+    torch_dtype = pick_dtype(device, dtype)
+    path = _from_pretrained_path(name)
+    key = (_canonical(path), device, torch_dtype, kind)
+    with _LOCK:
+        entry = _LOADED.get(key)
+        model = entry.model() if entry else None
+        if model is None:
+            model, *rest = build(path, device, torch_dtype)
+            entry = _LOADED[key] = _Entry(weakref.ref(model), tuple(rest))
+        entry.names.add(name)
+        _HELD[key] = model
+        _HELD.move_to_end(key)
+        while len(_HELD) > MAX_HELD:
+            _HELD.popitem(last=False)
+        for stale in [k for k, e in _LOADED.items() if e.model() is None]:
+            del _LOADED[stale]
+        return (model, *entry.rest)
+
+
+def loaded() -> list[tuple]:
+    """(path, device, dtype, kind) of every shared model still in memory."""
+    with _LOCK:
+        return [key for key, entry in _LOADED.items() if entry.model() is not None]
+
+
+def release(name: str | None = None) -> None:
+    """Drop the registry's hold on `name` (every device, dtype and head it was loaded with), or on
+    every model when `name` is None, then collect garbage (and empty the CUDA cache when on CUDA).
+
+    The memory comes back once no caller holds the model either (a variable, a FeatureExtractor, a
+    closure); until then a new call hands out that same object rather than a second copy
+    (`loaded()` lists what is still in memory)."""
+    with _LOCK:
+        keys = [key for key, entry in _LOADED.items()
+                if name is None or name in entry.names or key[0] == _canonical(name)]
+        for key in keys:
+            _HELD.pop(key, None)
+    gc.collect()
+    with _LOCK:
+        for key in [k for k, e in _LOADED.items() if e.model() is None]:
+            del _LOADED[key]
+    if any(key[1].startswith("cuda") for key in keys) and torch.cuda.is_available():
+        torch.cuda.empty_cache()
+
+
+def load_causal_lm(name: str, device: str | None = None, dtype: str | None = None, *, fresh: bool = False):
+    """(model, tokenizer) for a causal LM, in eval mode.
+
+    Shared: every call with the same name, device and dtype returns the same objects; do not
+    mutate them (see the module doc). `fresh=True`: a private copy, outside the registry."""
     if name in EMBEDDED and EMBEDDED[name].kind != "decoder":
         raise ModelNotAvailable(f"'{name}' is an encoder and has no LM head; causal LMs: "
                                 + embedded_names("decoder"))
-    return _load(AutoModelForCausalLM, name, device, dtype), load_tokenizer(name)
+
+    def build(path, device, torch_dtype):
+        return _load(AutoModelForCausalLM, name, path, device, torch_dtype), load_tokenizer(name)
+
+    if fresh:
+        device = pick_device(device)
+        return build(_from_pretrained_path(name), device, pick_dtype(device, dtype))
+    return _shared("causal_lm", name, device, dtype, build)
 
 
-def load_backbone(name: str, device: str | None = None, dtype: str | None = None):
-    """(model, tokenizer, pooling): the base model without any head, and how to pool it."""
-    model = _load(AutoModel, name, device, dtype)
-    return model, load_tokenizer(name), "last" if model_kind(name) == "decoder" else "mean"
+def load_backbone(name: str, device: str | None = None, dtype: str | None = None, *, fresh: bool = False):
+    """(model, tokenizer, pooling): the base model without any head, and how to pool it.
+
+    Shared like `load_causal_lm` (frozen, do not mutate); `fresh=True` for a private copy."""
+
+    def build(path, device, torch_dtype):
+        model = _load(AutoModel, name, path, device, torch_dtype)
+        return model, load_tokenizer(name), "last" if model_kind(name) == "decoder" else "mean"
+
+    if fresh:
+        device = pick_device(device)
+        return build(_from_pretrained_path(name), device, pick_dtype(device, dtype))
+    return _shared("backbone", name, device, dtype, build)
 
 
 # --------------------------------------------------------------------------------------------
@@ -155,15 +269,19 @@ class SequenceClassifier(torch.nn.Module):
 
 
 def load_classifier(name: str, num_labels: int = 2, device: str | None = None, dtype: str | None = None):
-    """(classifier, tokenizer): a fresh k-label linear head on the model's pooled hidden state."""
+    """(classifier, tokenizer): a fresh k-label linear head on the model's pooled hidden state.
+
+    Never shared: every call loads its own backbone (fine-tuning trains it, wraps it in LoRA), so
+    two classifiers of the same name are two copies, each freed when its caller drops it."""
     if num_labels < 2:
         raise ValueError(f"num_labels must be at least 2, got {num_labels}")
-    backbone, tokenizer, pooling = load_backbone(name, device, dtype)
+    backbone, tokenizer, pooling = load_backbone(name, device, dtype, fresh=True)
     return SequenceClassifier(backbone, num_labels, pooling), tokenizer
 
 
 class FeatureExtractor:
     """Pooled hidden states of a frozen model: last real token for decoders, mean for encoders.
+    The model is the shared `load_backbone` one: extractors of the same model (any `layer`) share it.
 
     `layer` is the depth to read, as a fraction of the model's blocks: 1.0 is the last hidden
     state (after the final norm), 0.5 the output of the middle block (hidden_states[round(0.5 *
