@@ -23,7 +23,7 @@ from scipy.special import expit
 
 from alignlab.cache import Cache
 from alignlab.lm.scoring import score_labels, score_pairs
-from alignlab.models.load import load_causal_lm
+from alignlab.models.load import load_causal_lm, release
 from alignlab.studies.culture.config import TEMPLATES
 from alignlab.studies.culture.prompts import ITEM_COLUMNS, build_prompts, item_records
 
@@ -84,6 +84,10 @@ def score_model(name: str, items, method: str, templates=(), batch_size: int = 1
 
 
 def score_models(items, models, methods, templates, batch_size: int) -> pd.DataFrame:
-    """`score_model` for every model and method, in that order, as one table."""
-    return pd.concat([score_model(model, items, method, templates, batch_size=batch_size)
-                      for model in models for method in methods], ignore_index=True)
+    """`score_model` for every model and method, in that order, as one table; each model is freed
+    after its last method."""
+    tables = []
+    for model in models:
+        tables += [score_model(model, items, method, templates, batch_size=batch_size) for method in methods]
+        release(model)
+    return pd.concat(tables, ignore_index=True)

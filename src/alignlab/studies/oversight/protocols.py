@@ -39,7 +39,7 @@ from scipy.special import softmax
 
 from alignlab.cache import Cache
 from alignlab.lm import generation, scoring
-from alignlab.models.load import load_causal_lm
+from alignlab.models.load import load_causal_lm, release
 from alignlab.studies.oversight.config import Config
 from alignlab.studies.oversight.prompts import (
     SIDES,
@@ -187,8 +187,11 @@ def run_protocols(items: list[dict], config: Config, generate=None, score=None, 
             return Cache().memo("judge_scores", JUDGE_VERSION, compute, judge=config.judge_model, prompts=prompts,
                                 labels=labels)
     generated = run_debates(items, config, generate)
+    if config.debater_model != config.judge_model:
+        release(config.debater_model)
     requests = judge_requests(items, generated, config)
     p = score_requests(requests, score)
+    release(config.judge_model)
     for r, prob in zip(requests, p):
         r["p_correct"] = float(prob)
     return generated, requests, judge_probabilities(items, requests, p)

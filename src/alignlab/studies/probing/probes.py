@@ -34,7 +34,7 @@ from tqdm.auto import tqdm
 from transformers import AutoModelForMaskedLM, AutoTokenizer
 
 from alignlab.cache import Cache
-from alignlab.models.load import load_causal_lm, pick_device
+from alignlab.models.load import load_causal_lm, pick_device, release
 from alignlab.studies.probing.config import Config
 from alignlab.studies.probing.facts import relation_rows
 from alignlab.studies.probing.prompts import ENCODER_HIDDEN, RANDOM_SLOTS, make_prompt, mecod_losses, task_loss
@@ -193,4 +193,5 @@ def run_probes(config: Config, info: dict, splits: dict, progress: bool = True) 
         out[(method, seed, relation)] = result
         if method == "manual":
             manual[relation] = result
+    release(config.model)
     return out
