@@ -1,5 +1,5 @@
-"""Zero-shot ladder: predictions on hand-made scores, the tables and figures, the parameter checks,
-and the notebook's smoke run."""
+"""Capability ladder: zero-shot predictions on hand-made scores, probes (layer chosen on validation,
+cached heads), the tables and figures, the parameter checks, and the notebook's smoke run."""
 
 import dataclasses
 import subprocess
@@ -12,7 +12,7 @@ from scipy.special import softmax
 
 from alignlab import data
 from alignlab.studies.base import ParameterError
-from alignlab.studies.overview import report, zeroshot
+from alignlab.studies.overview import probes, report, zeroshot
 from alignlab.studies.overview.config import Config
 
 
@@ -149,10 +149,130 @@ def test_metrics_keys():
 
 
 # ---------------------------------------------------------------------------------------------
+# Probes
+
+def synthetic_splits(n=200, seed=0):
+    """Labels per split, and features per (split, layer): layer 0.25 carries the label on train and
+    validation only, layer 0.75 on test only; elsewhere the features are noise."""
+    rng = np.random.default_rng(seed)
+    labels = {split: rng.integers(0, 2, n) for split in probes.SPLITS}
+    texts = {split: [f"{split} {i}" for i in range(n)] for split in probes.SPLITS}
+    features = {}
+    for split, y in labels.items():
+        for layer in (0.25, 0.75):
+            informative = (layer == 0.25) != (split == "test")
+            signal = (2 * y - 1)[:, None] * (1.5 if informative else 0.0)
+            features[split, layer] = (rng.normal(size=(n, 4)) + signal).astype(np.float32)
+    return texts, labels, features
+
+
+def fake_features(features, texts, calls):
+    def cached(model_name, split_texts, progress=False, layer=1.0):
+        split = split_texts[0].split()[0]
+        assert split_texts == texts[split]
+        calls.append((split, layer))
+        return features[split, layer]
+    return cached
+
+
+def test_probe_layer_is_chosen_on_validation_and_test_is_read_once(tmp_path, monkeypatch):
+    from alignlab.cache import Cache
+
+    texts, labels, features = synthetic_splits()
+    calls = []
+    monkeypatch.setattr(probes, "cached_features", fake_features(features, texts, calls))
+    result = probes.evaluate_probes_on(["m"], texts, labels, [0.75, 0.25], [0, 1], epochs=20,
+                                       cache=Cache(tmp_path))
+    assert result.chosen == {"m": 0.25}  # best on validation, although 0.75 would win on test
+    val = result.validation.groupby("layer")["val_accuracy"].mean()
+    assert val[0.25] > 0.8 and val[0.75] < 0.65
+    assert abs(result.predictions["correct"].mean() - 0.5) < 0.1  # test at 0.25 is noise
+    assert [c for c in calls if c[0] == "test"] == [("test", 0.25)] * 2  # once per seed, chosen layer only
+    assert set(result.predictions.columns) >= {"model", "seed", "id", "label", "prob", "correct"}
+    assert len(result.predictions) == 2 * len(labels["test"])
+
+
+def test_probe_layer_ties_go_to_the_first_listed():
+    validation = pd.DataFrame({"layer": [0.5, 0.5, 1.0, 1.0], "seed": [0, 1, 0, 1], "val_accuracy": [0.8, 0.7] * 2})
+    assert probes.choose_layer(validation, [1.0, 0.5]) == 1.0
+    assert probes.choose_layer(validation, [0.5, 1.0]) == 0.5
+
+
+def test_probes_on_a_tiny_model_are_cached(tmp_path, monkeypatch):
+    from alignlab.cache import Cache
+    from alignlab.testing import tiny_causal_lm
+
+    monkeypatch.setenv("ALIGNLAB_CACHE", str(tmp_path / "cache"))
+    model, tokenizer = tiny_causal_lm("llama")
+    model.save_pretrained(tmp_path / "tiny")
+    tokenizer.save_pretrained(tmp_path / "tiny")
+    view = data.binary_view(tiny_questions(), seed=0)
+    texts = {split: list(view["text"]) for split in probes.SPLITS}
+    labels = {split: np.asarray(view["label"]) for split in probes.SPLITS}
+    name = str(tmp_path / "tiny")
+    first = probes.evaluate_probes_on([name], texts, labels, [0.5, 1.0], [0, 1], epochs=5)
+    assert set(first.validation["layer"]) == {0.5, 1.0} and first.chosen[name] in (0.5, 1.0)
+    assert (Cache().info().set_index("kind")["entries"]["overview-probe"]) == 4  # model x layer x seed
+
+    def fail(*args, **kwargs):
+        raise AssertionError("recomputed on a warm call")
+
+    monkeypatch.setattr(probes, "train_head", fail)
+    monkeypatch.setattr("alignlab.training.w2s.load_feature_extractor", fail)
+    again = probes.evaluate_probes_on([name], texts, labels, [0.5, 1.0], [0, 1], epochs=5)
+    pd.testing.assert_frame_equal(first.predictions, again.predictions)
+    pd.testing.assert_frame_equal(first.validation, again.validation)
+
+
+def probe_results_for(models=("weak", "strong")):
+    texts, labels, features = synthetic_splits(n=120)
+    rows, frames = [], []
+    for m, p_right in zip(models, (0.6, 0.9)):
+        rng = np.random.default_rng(1)
+        for seed in (0, 1):
+            rows += [{"model": m, "layer": layer, "seed": seed, "val_accuracy": acc}
+                     for layer, acc in ((0.5, p_right), (1.0, p_right - 0.1))]
+            correct = (rng.random(300) < p_right).astype(int)
+            label = rng.integers(0, 2, 300)
+            frames.append(pd.DataFrame({"model": m, "seed": seed, "id": np.arange(300), "label": label,
+                                        "prob": np.where(correct == 1, label, 1 - label) * 0.8 + 0.1,
+                                        "correct": correct}))
+    return probes.ProbeResults(pd.DataFrame(rows), {m: 0.5 for m in models}, pd.concat(frames, ignore_index=True))
+
+
+def test_probe_table_metrics_conclusion_and_figure():
+    import matplotlib.pyplot as plt
+
+    results = probe_results_for()
+    probe = report.probe_table(results, n_boot=200)
+    assert probe["layer"].tolist() == [0.5, 0.5] and probe["val_accuracy"].tolist() == pytest.approx([0.6, 0.9])
+    assert probe["accuracy"].tolist() == pytest.approx([0.6, 0.9], abs=0.06)
+    grid = report.validation_grid(results)
+    assert list(grid.index) == ["weak", "strong"] and list(grid.columns) == [0.5, 1.0]
+    predictions = predictions_with_kinds()
+    table = report.accuracy_table(predictions, n_boot=200)
+    comparisons = report.ladder_comparisons(predictions, ["weak", "strong"], n_boot=200)
+    probe_comparisons = report.ladder_comparisons(results.predictions, ["strong", "weak"], n_boot=200)
+    m = report.metrics(table, pd.DataFrame({"model": ["weak"], "mc_accuracy": [0.5]}), comparisons, probe,
+                       probe_comparisons)
+    assert m["probe_layer_strong"] == 0.5 and m["probe_acc_lo_weak"] < m["probe_acc_weak"] < m["probe_acc_hi_weak"]
+    assert m["probe_ladder_holds"] is False and m["zeroshot_acc_weak"] == 0.5
+    old = report.metrics(table, pd.DataFrame({"model": ["weak"], "mc_accuracy": [0.5]}), comparisons)
+    assert {k: v for k, v in m.items() if k in old} == old  # the zero-shot keys are unchanged
+    text = report.conclusion(table, comparisons, report.probe_table(results, n_boot=200).iloc[::-1],
+                             probe_comparisons)
+    assert "Measured order (lowest first): `weak` < `strong`" in text
+    assert "goes **down**" in text and "On probe accuracy the ladder weak < strong does **not** hold" in text
+    fig = report.plot_probe_accuracy(table, probe, results)
+    plt.close(fig)
+
+
+# ---------------------------------------------------------------------------------------------
 # Parameters
 
 GOOD = dict(models=["minilm-l6", "smollm2-135m"], dataset="world-facts", split="test", n_questions=100,
-            seeds=[0, 1], length_normalize=True, batch_size=32)
+            seeds=[0, 1], length_normalize=True, batch_size=32, probe_layers=[0.5, 1.0], probe_epochs=100,
+            probe_limit=0)
 
 
 @pytest.mark.parametrize("name, value, words", [
@@ -164,6 +284,14 @@ GOOD = dict(models=["minilm-l6", "smollm2-135m"], dataset="world-facts", split="
     ("seeds", [0.5], "ints"),
     ("length_normalize", 1, "True or False"),
     ("batch_size", 0, "int >= 1"),
+    ("probe_layers", [], "non-empty list of distinct fractions"),
+    ("probe_layers", [0.5, 0.5], "distinct"),
+    ("probe_layers", [1.5], r"in \[0, 1\]"),
+    ("probe_layers", [-0.25], r"in \[0, 1\]"),
+    ("probe_layers", ["mid"], "fractions of depth"),
+    ("probe_layers", 0.5, "list"),
+    ("probe_epochs", 0, "int >= 1"),
+    ("probe_limit", -1, "int >= 0"),
 ])
 def test_each_check_names_the_parameter(name, value, words):
     Config.from_params(GOOD)
@@ -190,8 +318,12 @@ def test_config_imports_without_heavy_modules():
 
 @pytest.mark.slow
 def test_overview_notebook_smoke(run_study):
-    result, metrics = run_study("00_overview", models=["smollm2-135m"], n_questions=16, seeds=[0, 1])
+    result, metrics = run_study("00_overview", models=["smollm2-135m"], n_questions=16, seeds=[0, 1],
+                                 probe_limit=64)
     assert 0.0 <= metrics["zeroshot_acc_smollm2-135m"] <= 1.0
     assert metrics["zeroshot_acc_lo_smollm2-135m"] <= metrics["zeroshot_acc_smollm2-135m"]
     assert 0.0 <= metrics["mc_acc_smollm2-135m"] <= 1.0
+    assert metrics["probe_acc_lo_smollm2-135m"] <= metrics["probe_acc_smollm2-135m"] <= 1.0
+    assert metrics["probe_layer_smollm2-135m"] == 0.5
     assert (result.run_dir / "figures" / "zeroshot-accuracy.pdf").is_file()
+    assert (result.run_dir / "figures" / "probe-accuracy.pdf").is_file()

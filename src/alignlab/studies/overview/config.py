@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from alignlab.studies.base import StudyConfig, is_int
+from alignlab.studies.base import StudyConfig, is_int, is_number
 
 
 @dataclass
@@ -22,6 +22,9 @@ class Config(StudyConfig):
     seeds: list
     length_normalize: bool
     batch_size: int
+    probe_layers: list
+    probe_epochs: int
+    probe_limit: int
 
     def check(self) -> None:
         if not isinstance(self.models, (list, tuple)) or not self.models or len(set(self.models)) != len(self.models):
@@ -37,3 +40,13 @@ class Config(StudyConfig):
             self.fail("length_normalize", f"must be True or False; got {self.length_normalize!r}")
         if not is_int(self.batch_size) or self.batch_size < 1:
             self.fail("batch_size", f"must be an int >= 1; got {self.batch_size!r}")
+        layers = self.probe_layers
+        if (not isinstance(layers, (list, tuple)) or not layers
+                or not all(is_number(x) and 0.0 <= x <= 1.0 for x in layers)
+                or len({float(x) for x in layers}) != len(layers)):
+            self.fail("probe_layers", f"must be a non-empty list of distinct fractions of depth in [0, 1] (0.5: the "
+                                      f"middle block, 1.0: the last layer); got {layers!r}")
+        if not is_int(self.probe_epochs) or self.probe_epochs < 1:
+            self.fail("probe_epochs", f"must be an int >= 1; got {self.probe_epochs!r}")
+        if not is_int(self.probe_limit) or self.probe_limit < 0:
+            self.fail("probe_limit", f"must be an int >= 0 (0: every row of each split); got {self.probe_limit!r}")

@@ -1,8 +1,11 @@
-"""Tables, figures, metrics and the conclusion of study 00 (the zero-shot capability ladder).
+"""Tables, figures, metrics and the conclusion of study 00 (the capability ladder: zero-shot and
+probe accuracy).
 
     table = accuracy_table(predictions)                 # model, accuracy, lo, hi, auroc, questions
     comparisons = ladder_comparisons(predictions, models)
-    print(conclusion(table, comparisons))
+    probe = probe_table(probe_results)                  # the same columns + layer, val_accuracy
+    probe_comparisons = ladder_comparisons(probe_results.predictions, models)
+    print(conclusion(table, comparisons, probe, probe_comparisons))
 """
 
 from __future__ import annotations
@@ -13,8 +16,9 @@ import pandas as pd
 import seaborn as sns
 
 from alignlab.data import binary_view
-from alignlab.figures import bar_with_ci, figsize, use_style
-from alignlab.stats import auroc, bootstrap_ci, format_ci, paired_bootstrap_ci, verdict
+from alignlab.figures import bar_with_ci, figsize, line_with_ci, use_style
+from alignlab.stats import auroc, bootstrap_ci, format_ci, paired_bootstrap_ci, summarize, verdict
+from alignlab.studies.overview.probes import ProbeResults
 
 CHANCE = 0.5  # accuracy and AUROC of a random ranker on the binary view
 
@@ -71,26 +75,86 @@ def ladder_comparisons(predictions: pd.DataFrame, models: list[str], n_boot: int
     return pd.DataFrame(rows)
 
 
+def probe_table(results: ProbeResults, n_boot: int = 2000) -> pd.DataFrame:
+    """`accuracy_table` of the probes' test predictions (95% CI: bootstrap over test questions of
+    each question's accuracy averaged over seeds), with the chosen layer and its mean validation
+    accuracy."""
+    table = accuracy_table(results.predictions, n_boot=n_boot)
+    val = results.validation.groupby(["model", "layer"])["val_accuracy"].mean()
+    table["layer"] = table["model"].map(results.chosen)
+    table["val_accuracy"] = [val[(m, layer)] for m, layer in zip(table["model"], table["layer"])]
+    return table
+
+
+def validation_by_layer(results: ProbeResults) -> pd.DataFrame:
+    """Validation accuracy per model and layer: mean over seeds with a t interval (columns model,
+    layer, mean, lo, hi, n, std; models in the order probed)."""
+    out = summarize(results.validation, by=["model", "layer"], value="val_accuracy", ci="t")
+    order = list(dict.fromkeys(results.validation["model"]))
+    return out.sort_values("model", key=lambda m: m.map(order.index), kind="stable").reset_index(drop=True)
+
+
+def validation_grid(results: ProbeResults) -> pd.DataFrame:
+    """Mean validation accuracy per model (rows, in order) and layer (columns); the chosen layer of
+    each model is the best of its row."""
+    by_layer = validation_by_layer(results)
+    grid = by_layer.pivot(index="model", columns="layer", values="mean")
+    return grid.loc[list(dict.fromkeys(by_layer["model"]))]
+
+
+def measured_order(table: pd.DataFrame, column: str = "accuracy") -> str:
+    """The models sorted by measured `column`, lowest first: "`a` < `b` < `c`"."""
+    return " < ".join(f"`{m}`" for m in table.sort_values(column, kind="stable")["model"])
+
+
 # ---------------------------------------------------------------------------------------------
 # Conclusion and metrics
 
-def conclusion(table: pd.DataFrame, comparisons: pd.DataFrame) -> str:
-    """Markdown stating, with the numbers, whether the ladder weak < strong holds."""
-    lines = ["**Zero-shot accuracy on the binary view** (chance 0.5; 95% CI over questions):", ""]
-    for row in table.itertuples():
-        lines.append(f"- `{row.model}`: {format_ci(row.accuracy, row.lo, row.hi)}, AUROC {row.auroc:.3f}")
-    lines.append("")
+def _steps(comparisons: pd.DataFrame) -> list[str]:
+    """One line per consecutive step: the paired-bootstrap verdict, and a flag where it goes down."""
+    lines = []
     for row in comparisons.itertuples():
         said = verdict(row.difference, row.lo, row.hi, above="holds", below="is reversed",
                        straddles="is not established", unknown="is not established")
+        down = " This step goes **down**." if row.difference < 0 else ""
         lines.append(f"- `{row.weaker}` < `{row.stronger}` {said}: difference "
-                     f"{format_ci(row.difference, row.lo, row.hi)} (paired bootstrap).")
+                     f"{format_ci(row.difference, row.lo, row.hi)} (paired bootstrap).{down}")
+    return lines
+
+
+def conclusion(table: pd.DataFrame, comparisons: pd.DataFrame, probe: pd.DataFrame | None = None,
+               probe_comparisons: pd.DataFrame | None = None) -> str:
+    """Markdown stating, with the numbers, the measured order of the ladder and whether weak < strong
+    holds at each step: on zero-shot accuracy, and on probe accuracy when `probe` (a `probe_table`)
+    and `probe_comparisons` (its `ladder_comparisons`) are given, both or neither."""
+    lines = ["**Zero-shot accuracy on the binary view** (chance 0.5; 95% CI over questions):", ""]
+    for row in table.itertuples():
+        lines.append(f"- `{row.model}`: {format_ci(row.accuracy, row.lo, row.hi)}, AUROC {row.auroc:.3f}")
+    lines += ["", f"Measured order (lowest first): {measured_order(table)}.", ""]
+    lines += _steps(comparisons)
+    measures = [("zero-shot", comparisons)]
+    if probe is not None:
+        lines += ["", "**Probe accuracy on the test split** (a linear head on frozen features at the layer "
+                  "chosen on validation; chance 0.5; 95% CI: bootstrap over test questions of the accuracy "
+                  "averaged over seeds):", ""]
+        for row in probe.itertuples():
+            lines.append(f"- `{row.model}`: {format_ci(row.accuracy, row.lo, row.hi)}, AUROC {row.auroc:.3f} "
+                         f"(layer {row.layer:g}, validation {row.val_accuracy:.3f})")
+        lines += ["", f"Measured order (lowest first): {measured_order(probe)}.", ""]
+        lines += _steps(probe_comparisons)
+        measures.append(("probe", probe_comparisons))
     if len(comparisons):
-        every = comparisons["holds"].all()
-        lines += ["", "The ladder weak < strong "
-                  + ("holds at every step" if every else "does **not** hold at every step")
-                  + " here, so " + ("these models can serve as weak teacher and strong student in that order."
-                                    if every else "choose weak/strong pairs only from steps that hold.")]
+        lines.append("")
+        for measure, steps in measures:
+            every = steps["holds"].all()
+            down = [f"`{r.weaker}` -> `{r.stronger}`" for r in steps.itertuples() if r.difference < 0]
+            lines.append(f"- On {measure} accuracy the ladder weak < strong "
+                         + ("holds at every step." if every else "does **not** hold at every step.")
+                         + (f" Going down: {', '.join(down)}." if down else ""))
+        both = all(steps["holds"].all() for _, steps in measures)
+        lines += ["", "So " + ("these models can serve as weak teacher and strong student in that order."
+                              if both else "choose weak/strong pairs only from steps that hold"
+                              + (" on the measure the study relies on." if len(measures) > 1 else "."))]
     return "\n".join(lines)
 
 
@@ -99,8 +163,10 @@ def metric_key(model_name: str) -> str:
     return model_name.replace("/", "_")
 
 
-def metrics(table: pd.DataFrame, mc: pd.DataFrame, comparisons: pd.DataFrame) -> dict:
-    """The flat metrics.json of the overview: zeroshot_acc_<model> and friends."""
+def metrics(table: pd.DataFrame, mc: pd.DataFrame, comparisons: pd.DataFrame, probe: pd.DataFrame | None = None,
+            probe_comparisons: pd.DataFrame | None = None) -> dict:
+    """The flat metrics.json of the overview: zeroshot_acc_<model> and friends, probe_acc_<model> and
+    friends (probe_layer_<model>: the depth chosen on validation) when `probe` is given."""
     out = {}
     for row in table.itertuples():
         key = metric_key(row.model)
@@ -112,6 +178,16 @@ def metrics(table: pd.DataFrame, mc: pd.DataFrame, comparisons: pd.DataFrame) ->
         out[f"mc_acc_{metric_key(row.model)}"] = row.mc_accuracy
     if len(comparisons):
         out["ladder_holds"] = bool(comparisons["holds"].all())
+    if probe is not None:
+        for row in probe.itertuples():
+            key = metric_key(row.model)
+            out[f"probe_acc_{key}"] = row.accuracy
+            out[f"probe_acc_lo_{key}"] = row.lo
+            out[f"probe_acc_hi_{key}"] = row.hi
+            out[f"probe_auroc_{key}"] = row.auroc
+            out[f"probe_layer_{key}"] = row.layer
+    if probe_comparisons is not None and len(probe_comparisons):
+        out["probe_ladder_holds"] = bool(probe_comparisons["holds"].all())
     return out
 
 
@@ -140,4 +216,31 @@ def plot_by_kind(by_kind: pd.DataFrame):
     ax.set_xlabel("")
     ax.set_ylabel("fact type")
     ax.tick_params(axis="x", labelrotation=30)
+    return fig
+
+
+def plot_probe_accuracy(table: pd.DataFrame, probe: pd.DataFrame, results: ProbeResults):
+    """Left: test accuracy per model, zero-shot next to probe, 95% CIs, chance marked. Right:
+    the probes' validation accuracy against the layer read (mean over seeds, t interval), the
+    chosen layer of each model ringed."""
+    use_style()
+    fig, (left, right) = plt.subplots(1, 2, figsize=figsize("text", aspect=0.36), width_ratios=[1.4, 1.0])
+    both = pd.concat([table.assign(measure="zero-shot"), probe.assign(measure="probe")], ignore_index=True)
+    bar_with_ci(left, both, x="model", y="accuracy", hue="measure")
+    left.axhline(CHANCE, color="0.4", linestyle="--", linewidth=0.8, label="chance")
+    left.set_ylim(0.0, 1.0)
+    left.set_xlabel("")
+    left.set_ylabel("test accuracy (binary view)")
+    left.tick_params(axis="x", labelrotation=20)
+    left.legend(loc="lower left", bbox_to_anchor=(0.0, 1.0), ncols=3, frameon=False, borderaxespad=0.2)
+    by_layer = validation_by_layer(results)
+    line_with_ci(right, by_layer, x="layer", y="mean", hue="model")
+    for line, (model, layer) in zip(right.get_lines(), results.chosen.items()):  # ring the chosen layer
+        best = by_layer[(by_layer["model"] == model) & (by_layer["layer"] == layer)]["mean"]
+        right.plot([layer], best, marker="o", markersize=9, fillstyle="none", color=line.get_color(), linestyle="none")
+    right.plot([], [], marker="o", markersize=9, fillstyle="none", color="0.3", linestyle="none", label="chosen")
+    right.set_xlim(-0.05, 1.05)
+    right.set_xlabel("layer read (fraction of depth)")
+    right.set_ylabel("probe validation accuracy")
+    right.legend(loc="lower left", bbox_to_anchor=(0.0, 1.0), ncols=2, frameon=False, borderaxespad=0.2)
     return fig
