@@ -1,7 +1,8 @@
 # alignlab: the two commands are `make run` and `make test`. Each creates or updates the project
 # virtualenv (.venv) first and installs only what changed: a second call starts at once.
 #
-#   make run     every notebook's quick profile, headless, into results/
+#   make run     every notebook's quick profile, headless, into results/ (PROFILE=standard: that
+#                profile, installing the ladder models first)
 #   make test    ruff, then the whole test suite
 #   make lab     JupyterLab on the project, opened at notebooks/
 #   make bench   the speed benchmarks in benchmarks/
@@ -16,6 +17,8 @@ STAMP  := $(VENV)/.installed
 LADDER := $(VENV)/.installed-ladder
 # pytest-style extra arguments, e.g. make test ARGS="-k scoring"
 ARGS   ?=
+# the profile `make run` runs (profiles/<PROFILE>.yaml)
+PROFILE ?= quick
 
 .PHONY: setup run test lab bench strip clean ladder
 
@@ -39,8 +42,8 @@ $(LADDER): $(STAMP) pyproject.toml
 	$(PIP) install --quiet -e ".[ladder]"
 	@touch $(LADDER)
 
-run: setup
-	$(VENV)/bin/alignlab run --all --profile quick
+run: setup $(if $(filter standard,$(PROFILE)),ladder)
+	$(VENV)/bin/alignlab run --all --profile $(PROFILE)
 
 test: setup
 	$(VENV)/bin/ruff check src tests benchmarks notebooks
