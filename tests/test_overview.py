@@ -12,7 +12,7 @@ from scipy.special import softmax
 
 from alignlab import data
 from alignlab.studies.base import ParameterError
-from alignlab.studies.overview import probes, report, zeroshot
+from alignlab.studies.overview import context, probes, report, zeroshot
 from alignlab.studies.overview.config import Config
 
 
@@ -268,11 +268,106 @@ def test_probe_table_metrics_conclusion_and_figure():
 
 
 # ---------------------------------------------------------------------------------------------
+# Does each model read its context?
+
+def support_questions():
+    return tiny_questions().map(lambda row, i: {"support": f"Passage {i}: the answer to q{i} is {'abcd'[i]}."},
+                                with_indices=True)
+
+
+def test_naive_and_oracle_prompts_differ_only_by_the_passage_and_both_orders_are_built():
+    items = context.context_items(support_questions(), seeds=[0, 1])
+    assert len(items) == 8 and {it["seed"] for it in items} == {0, 1}
+    requests = context.context_requests(items)
+    assert len(requests) == 8 * 2 * 2
+    for k, item in enumerate(items):
+        mine = {(r["protocol"], r["order"]): r for r in requests if r["item"] == k}
+        assert set(mine) == {(c, o) for c in ("naive", "oracle") for o in (0, 1)}
+        for order in (0, 1):
+            naive, oracle = mine["naive", order]["prompt"], mine["oracle", order]["prompt"]
+            assert item["support"] not in naive
+            assert oracle == f"Passage: {item['support']}\n\n" + naive
+        assert mine["naive", 0]["prompt"] != mine["naive", 1]["prompt"]
+        assert (mine["naive", 0]["correct_index"], mine["naive", 1]["correct_index"]) == (0, 1)
+
+
+def test_both_orders_are_scored_and_their_mean_cancels_a_letter_bias():
+    items = context.context_items(support_questions(), seeds=[0])
+    seen = []
+
+    def biased(prompts, labels):  # always 80% " A", whatever the prompt
+        seen.extend(prompts)
+        return np.log(np.tile([0.8, 0.2], (len(prompts), 1)))
+
+    out = context.judge_items(items, biased)
+    assert len(seen) == 4 * 2 * 2 and len(set(seen)) == len(seen)
+    assert np.allclose(out["p_correct"], 0.5) and (out["pred"] == 0).all()
+    assert out["correct"].tolist() == [int(y == 0) for y in out["label"]]
+
+
+def test_evaluate_context_on_a_tiny_model_skips_the_encoder():
+    from alignlab.lm.scoring import score_labels
+    from alignlab.testing import tiny_causal_lm
+
+    model, tok = tiny_causal_lm("llama", seed=4)
+
+    def score(prompts, labels):
+        return score_labels(model, tok, prompts, labels)
+
+    results = context.evaluate_context(["minilm-l6", "tiny"], support_questions(), [0, 1], scorers={"tiny": score})
+    assert results.skipped == {"minilm-l6": context.ENCODER_REASON}
+    out = results.predictions
+    assert set(out["model"]) == {"tiny"} and len(out) == 2 * 2 * 4
+    assert out["p_correct"].between(0, 1).all() and (out["pred"] == (out["p_correct"] > 0.5)).all()
+    table = report.context_table(results, n_boot=200)
+    assert table["model"].tolist() == ["tiny"] and table["questions"].tolist() == [4]
+    text = report.context_conclusion(table, results.skipped)
+    assert "`minilm-l6`: skipped (an encoder" in text
+
+
+def test_context_gain_is_the_paired_difference_with_its_bootstrap_ci():
+    from alignlab.stats import paired_bootstrap_ci
+
+    rng = np.random.default_rng(0)
+    n = 40
+    naive = rng.integers(0, 2, size=(2, n))  # per seed and question
+    oracle = np.maximum(naive, rng.random((2, n)) < 0.7).astype(int)
+    rows = [{"model": "m/x", "seed": s, "id": i, "condition": c, "correct": int(v[s, i])}
+            for c, v in (("naive", naive), ("oracle", oracle)) for s in (0, 1) for i in range(n)]
+    results = context.ContextResults(pd.DataFrame(rows))
+    table = report.context_table(results, n_boot=500)
+    row = table.iloc[0]
+    a, b = oracle.mean(0), naive.mean(0)
+    assert np.isclose(row["naive_acc"], b.mean()) and np.isclose(row["oracle_acc"], a.mean())
+    assert np.isclose(row["gain"], a.mean() - b.mean())
+    assert (row["lo"], row["hi"]) == paired_bootstrap_ci(a, b, n_boot=500)
+    assert row["lo"] > 0 and row["reads_context"]
+    assert "`m/x` **reads its context**" in report.context_conclusion(table)
+    flat = report.context_table(context.ContextResults(pd.DataFrame(
+        [{**r, "correct": int(naive[r["seed"], r["id"]])} for r in rows])), n_boot=200)
+    assert flat["gain"].iloc[0] == 0 and not flat["reads_context"].iloc[0]
+    assert "**not shown** to read its context" in report.context_conclusion(flat)
+    keys = {k for k in report.metrics(pd.DataFrame(columns=["model"]), pd.DataFrame(columns=["model"]),
+                                      pd.DataFrame(), context=table)}
+    assert keys == {f"context_{k}_m_x" for k in ("naive_acc", "oracle_acc", "gain", "gain_lo", "gain_hi")}
+    import matplotlib.pyplot as plt
+    plt.close(report.plot_context(table))
+
+
+def test_context_questions_need_a_support_passage():
+    config = Config.from_params({**GOOD, "context_questions": 3})
+    picked = context.select_questions(support_questions(), config)
+    assert picked["question"] == ["q0", "q1", "q2"]
+    with pytest.raises(ParameterError, match="context_questions.*with a support passage"):
+        context.select_questions(tiny_questions(), config)  # no passages at all
+
+
+# ---------------------------------------------------------------------------------------------
 # Parameters
 
 GOOD = dict(models=["minilm-l6", "smollm2-135m"], dataset="world-facts", split="test", n_questions=100,
             seeds=[0, 1], length_normalize=True, batch_size=32, probe_layers=[0.5, 1.0], probe_epochs=100,
-            probe_limit=0)
+            probe_limit=0, context_questions=24)
 
 
 @pytest.mark.parametrize("name, value, words", [
@@ -292,6 +387,8 @@ GOOD = dict(models=["minilm-l6", "smollm2-135m"], dataset="world-facts", split="
     ("probe_layers", 0.5, "list"),
     ("probe_epochs", 0, "int >= 1"),
     ("probe_limit", -1, "int >= 0"),
+    ("context_questions", 1, "int >= 2"),
+    ("context_questions", 2.5, "int >= 2"),
 ])
 def test_each_check_names_the_parameter(name, value, words):
     Config.from_params(GOOD)
@@ -319,7 +416,7 @@ def test_config_imports_without_heavy_modules():
 @pytest.mark.slow
 def test_overview_notebook_smoke(run_study):
     result, metrics = run_study("00_overview", models=["smollm2-135m"], n_questions=16, seeds=[0, 1],
-                                 probe_limit=64)
+                                 probe_limit=64, context_questions=8)
     assert 0.0 <= metrics["zeroshot_acc_smollm2-135m"] <= 1.0
     assert metrics["zeroshot_acc_lo_smollm2-135m"] <= metrics["zeroshot_acc_smollm2-135m"]
     assert 0.0 <= metrics["mc_acc_smollm2-135m"] <= 1.0
@@ -327,3 +424,8 @@ def test_overview_notebook_smoke(run_study):
     assert metrics["probe_layer_smollm2-135m"] == 0.5
     assert (result.run_dir / "figures" / "zeroshot-accuracy.pdf").is_file()
     assert (result.run_dir / "figures" / "probe-accuracy.pdf").is_file()
+    assert (metrics["context_gain_lo_smollm2-135m"] <= metrics["context_gain_smollm2-135m"]
+            <= metrics["context_gain_hi_smollm2-135m"])
+    assert np.isclose(metrics["context_gain_smollm2-135m"],
+                      metrics["context_oracle_acc_smollm2-135m"] - metrics["context_naive_acc_smollm2-135m"])
+    assert (result.run_dir / "figures" / "reads-context.pdf").is_file()

@@ -13,7 +13,7 @@ from alignlab.training import MODES
 DATASETS = ("world-facts", "sciq")  # SciQ-shaped: each question has a support passage
 PROTOCOLS = ("naive", "interaction", "consultancy", "debate", "oracle")
 DEBATE_MODES = ("simultaneous", "sequential")
-JUDGE_FORMATS = ("ab", "yesno")
+JUDGE_FORMATS = ("ab", "yesno")  # those of alignlab.lm.judge.judge_prompt (not imported: it loads numpy)
 
 
 

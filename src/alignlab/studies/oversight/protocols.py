@@ -24,10 +24,11 @@ debater's opening argument (same prompt): the cache generates it once.
 
 The judge's probability comes from the likelihood of its answer tokens
 (`alignlab.lm.scoring.score_labels`: one forward pass per prompt), never from searching generated
-text. Format `ab`: the two options "Yes, it is correct." / "No, it is wrong." are listed as A and B
-and the judge scores " A" vs " B"; `yesno`: " Yes" vs " No" after "(Yes or No)". Every protocol is
-judged with both option orders, and debate also with both debater positions (who speaks, or is
-shown, first); the probability is the mean over orders and positions, which removes position bias.
+text; prompts and scoring are `alignlab.lm.judge`, shared with study 00. Format `ab`: the two
+options "Yes, it is correct." / "No, it is wrong." are listed as A and B and the judge scores " A"
+vs " B"; `yesno`: " Yes" vs " No" after "(Yes or No)". Every protocol is judged with both option
+orders, and debate also with both debater positions (who speaks, or is shown, first); the
+probability is the mean over orders and positions, which removes position bias.
 
 Generation: `alignlab.lm.generation` (batched, left-padded, greedy, each prompt cached).
 """
@@ -35,11 +36,10 @@ Generation: `alignlab.lm.generation` (batched, left-padded, greedy, each prompt 
 from __future__ import annotations
 
 import numpy as np
-from scipy.special import softmax
 
-from alignlab.cache import Cache
-from alignlab.lm import generation, scoring
-from alignlab.models.load import load_causal_lm, release
+from alignlab.lm import generation
+from alignlab.lm.judge import both_orders, judge_probabilities, label_scorer, passage_context, score_requests
+from alignlab.models.load import release
 from alignlab.studies.oversight.config import Config
 from alignlab.studies.oversight.prompts import (
     SIDES,
@@ -47,12 +47,8 @@ from alignlab.studies.oversight.prompts import (
     background_prompt,
     consultant_context,
     debate_context,
-    judge_prompt,
     swap_positions,
 )
-
-JUDGE_VERSION = "1"
-
 
 # ---------------------------------------------------------------------------------------------
 # Transcripts
@@ -113,17 +109,14 @@ def judge_requests(items: list[dict], generated: dict, config: Config) -> list[d
     requests = []
 
     def add(i, protocol, variant, context, rounds=0, position=""):
-        for order in (0, 1):
-            prompt, labels, correct = judge_prompt(items[i], context, order, config.judge_format)
-            requests.append({"item": i, "protocol": protocol, "variant": variant, "round": rounds,
-                             "position": position, "order": order, "prompt": prompt, "labels": labels,
-                             "correct_index": correct})
+        requests.extend(both_orders(i, items[i], context, config.judge_format, protocol=protocol, variant=variant,
+                                    round=rounds, position=position))
 
     for i, it in enumerate(items):
         if "naive" in config.protocols:
             add(i, "naive", "", "")
         if "oracle" in config.protocols:
-            add(i, "oracle", "", f"Passage: {it['support']}")
+            add(i, "oracle", "", passage_context(it["support"]))
         if "interaction" in config.protocols:
             add(i, "interaction", "", f"Background: {generated['background'][i]}")
         if "consultancy" in config.protocols:
@@ -141,33 +134,6 @@ def judge_requests(items: list[dict], generated: dict, config: Config) -> list[d
     return requests
 
 
-def score_requests(requests: list[dict], score) -> np.ndarray:
-    """P(correct) of each request: softmax over its two label log-probabilities, taken at the
-    "correct" label. `score(prompts, labels) -> (n, 2) log-probs`; requests are grouped by labels."""
-    p = np.zeros(len(requests))
-    groups = {}
-    for k, r in enumerate(requests):
-        groups.setdefault(tuple(r["labels"]), []).append(k)
-    for labels, idx in groups.items():
-        lp = np.asarray(score([requests[k]["prompt"] for k in idx], list(labels)), dtype=np.float64)
-        probs = softmax(lp, axis=1)
-        for row, k in enumerate(idx):
-            p[k] = probs[row, requests[k]["correct_index"]]
-    return p
-
-
-def judge_probabilities(items, requests, p) -> dict:
-    """Mean over orders and positions: {(protocol, variant, round): array (n_items,)}."""
-    sums, counts = {}, {}
-    for r, prob in zip(requests, p):
-        key = (r["protocol"], r["variant"], r["round"])
-        sums.setdefault(key, np.zeros(len(items)))
-        counts.setdefault(key, np.zeros(len(items)))
-        sums[key][r["item"]] += prob
-        counts[key][r["item"]] += 1
-    return {k: sums[k] / np.maximum(counts[k], 1) for k in sums}
-
-
 def run_protocols(items: list[dict], config: Config, generate=None, score=None, progress: bool = False):
     """Transcripts and the judge's probabilities for every protocol of `config` on `items`.
 
@@ -179,13 +145,7 @@ def run_protocols(items: list[dict], config: Config, generate=None, score=None, 
             return generation.generate(config.debater_model, prompts, max_new_tokens=config.max_new_tokens,
                                        stop=["\n"], batch_size=config.batch_size, progress=progress, desc=desc)
     if score is None:
-        def score(prompts, labels):
-            def compute():
-                model, tokenizer = load_causal_lm(config.judge_model)
-                return scoring.score_labels(model, tokenizer, prompts, labels, batch_size=config.batch_size,
-                                            progress=progress)
-            return Cache().memo("judge_scores", JUDGE_VERSION, compute, judge=config.judge_model, prompts=prompts,
-                                labels=labels)
+        score = label_scorer(config.judge_model, batch_size=config.batch_size, progress=progress)
     generated = run_debates(items, config, generate)
     if config.debater_model != config.judge_model:
         release(config.debater_model)

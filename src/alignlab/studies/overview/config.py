@@ -25,6 +25,7 @@ class Config(StudyConfig):
     probe_layers: list
     probe_epochs: int
     probe_limit: int
+    context_questions: int
 
     def check(self) -> None:
         if not isinstance(self.models, (list, tuple)) or not self.models or len(set(self.models)) != len(self.models):
@@ -50,3 +51,6 @@ class Config(StudyConfig):
             self.fail("probe_epochs", f"must be an int >= 1; got {self.probe_epochs!r}")
         if not is_int(self.probe_limit) or self.probe_limit < 0:
             self.fail("probe_limit", f"must be an int >= 0 (0: every row of each split); got {self.probe_limit!r}")
+        if not is_int(self.context_questions) or self.context_questions < 2:
+            self.fail("context_questions", f"must be an int >= 2 (questions with a support passage; the CI resamples "
+                                           f"them); got {self.context_questions!r}")

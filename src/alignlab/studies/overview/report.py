@@ -6,6 +6,8 @@ probe accuracy).
     probe = probe_table(probe_results)                  # the same columns + layer, val_accuracy
     probe_comparisons = ladder_comparisons(probe_results.predictions, models)
     print(conclusion(table, comparisons, probe, probe_comparisons))
+    context = context_table(context_results)            # model, naive_acc, oracle_acc, gain, lo, hi, ...
+    print(context_conclusion(context, context_results.skipped))
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import seaborn as sns
 from alignlab.data import binary_view
 from alignlab.figures import bar_with_ci, figsize, line_with_ci, use_style
 from alignlab.stats import auroc, bootstrap_ci, format_ci, paired_bootstrap_ci, summarize, verdict
+from alignlab.studies.overview.context import ContextResults
 from alignlab.studies.overview.probes import ProbeResults
 
 CHANCE = 0.5  # accuracy and AUROC of a random ranker on the binary view
@@ -102,6 +105,28 @@ def validation_grid(results: ProbeResults) -> pd.DataFrame:
     return grid.loc[list(dict.fromkeys(by_layer["model"]))]
 
 
+def context_table(results: ContextResults, n_boot: int = 2000) -> pd.DataFrame:
+    """Per causal LM: the judge's accuracy without the passage (naive) and with it (oracle), each
+    with a 95% bootstrap CI over questions, and their paired difference `gain` = oracle - naive with
+    a paired-bootstrap 95% CI (`lo`, `hi`; questions resampled jointly in both conditions). A
+    question's accuracy is its mean over seeds (each seed shows another answer) and both option
+    orders' mean P(correct) decides each verdict. `verdict`: `reads_context` iff the CI is above 0."""
+    rows = []
+    for model, group in results.predictions.groupby("model", sort=False):
+        per_question = {c: g.groupby("id")["correct"].mean() for c, g in group.groupby("condition")}
+        oracle, naive = per_question["oracle"].align(per_question["naive"], join="inner")
+        row = {"model": model}
+        for condition, values in (("naive", naive), ("oracle", oracle)):
+            lo, hi = bootstrap_ci(values.to_numpy(), n_boot=n_boot)
+            row |= {f"{condition}_acc": float(values.mean()), f"{condition}_lo": lo, f"{condition}_hi": hi}
+        lo, hi = paired_bootstrap_ci(oracle.to_numpy(), naive.to_numpy(), n_boot=n_boot)
+        rows.append(row | {"gain": float(oracle.mean() - naive.mean()), "lo": lo, "hi": hi,
+                           "reads_context": bool(lo > 0), "questions": len(oracle)})
+    columns = ["model", "naive_acc", "naive_lo", "naive_hi", "oracle_acc", "oracle_lo", "oracle_hi", "gain", "lo",
+               "hi", "reads_context", "questions"]
+    return pd.DataFrame(rows, columns=columns)
+
+
 def measured_order(table: pd.DataFrame, column: str = "accuracy") -> str:
     """The models sorted by measured `column`, lowest first: "`a` < `b` < `c`"."""
     return " < ".join(f"`{m}`" for m in table.sort_values(column, kind="stable")["model"])
@@ -158,36 +183,59 @@ def conclusion(table: pd.DataFrame, comparisons: pd.DataFrame, probe: pd.DataFra
     return "\n".join(lines)
 
 
+def context_conclusion(context: pd.DataFrame, skipped: dict | None = None) -> str:
+    """Markdown: per causal LM, naive and oracle accuracy and whether it reads its context (the
+    paired difference's 95% CI above 0, `alignlab.stats.verdict`); the skipped models and why."""
+    lines = ["**Does each model read its context?** The judge's accuracy on the same questions without the "
+             "support passage (naive) and with it (oracle), both option orders; difference oracle - naive with "
+             "a 95% paired-bootstrap CI over questions:", ""]
+    for row in context.itertuples():
+        said = verdict(row.gain, row.lo, row.hi, above="**reads its context**",
+                       below="is **misled** by its context (worse with the passage)",
+                       straddles="is **not shown** to read its context (the 95% CI includes 0)",
+                       unknown="cannot tell (no interval)")
+        lines.append(f"- `{row.model}` {said}: naive {format_ci(row.naive_acc, row.naive_lo, row.naive_hi)}, "
+                     f"oracle {format_ci(row.oracle_acc, row.oracle_lo, row.oracle_hi)}, difference "
+                     f"{format_ci(row.gain, row.lo, row.hi)} ({row.questions} questions).")
+    for model, reason in (skipped or {}).items():
+        lines.append(f"- `{model}`: skipped ({reason}).")
+    return "\n".join(lines)
+
+
 def metric_key(model_name: str) -> str:
     """A model name as it appears in metric keys: `Qwen/Qwen2.5-7B` -> `Qwen_Qwen2.5-7B`."""
     return model_name.replace("/", "_")
 
 
-def metrics(table: pd.DataFrame, mc: pd.DataFrame, comparisons: pd.DataFrame, probe: pd.DataFrame | None = None,
-            probe_comparisons: pd.DataFrame | None = None) -> dict:
-    """The flat metrics.json of the overview: zeroshot_acc_<model> and friends, probe_acc_<model> and
-    friends (probe_layer_<model>: the depth chosen on validation) when `probe` is given."""
-    out = {}
-    for row in table.itertuples():
+def _per_model(out: dict, frame: pd.DataFrame, names: dict) -> None:
+    """out[f"{name}_{model key}"] = the row's `column`, for each row of `frame` (one per model) and
+    each name -> column of `names`, in that order."""
+    for row in frame.itertuples():
         key = metric_key(row.model)
-        out[f"zeroshot_acc_{key}"] = row.accuracy
-        out[f"zeroshot_acc_lo_{key}"] = row.lo
-        out[f"zeroshot_acc_hi_{key}"] = row.hi
-        out[f"zeroshot_auroc_{key}"] = row.auroc
-    for row in mc.itertuples():
-        out[f"mc_acc_{metric_key(row.model)}"] = row.mc_accuracy
+        for name, column in names.items():
+            out[f"{name}_{key}"] = getattr(row, column)
+
+
+def metrics(table: pd.DataFrame, mc: pd.DataFrame, comparisons: pd.DataFrame, probe: pd.DataFrame | None = None,
+            probe_comparisons: pd.DataFrame | None = None, context: pd.DataFrame | None = None) -> dict:
+    """The flat metrics.json of the overview: zeroshot_acc_<model> and friends, probe_acc_<model> and
+    friends (probe_layer_<model>: the depth chosen on validation) when `probe` is given,
+    context_naive_acc_<model>, context_oracle_acc_<model> and context_gain_<model> (with _lo, _hi)
+    when `context` (a `context_table`) is given."""
+    out = {}
+    _per_model(out, table, {"zeroshot_acc": "accuracy", "zeroshot_acc_lo": "lo", "zeroshot_acc_hi": "hi",
+                            "zeroshot_auroc": "auroc"})
+    _per_model(out, mc, {"mc_acc": "mc_accuracy"})
     if len(comparisons):
         out["ladder_holds"] = bool(comparisons["holds"].all())
     if probe is not None:
-        for row in probe.itertuples():
-            key = metric_key(row.model)
-            out[f"probe_acc_{key}"] = row.accuracy
-            out[f"probe_acc_lo_{key}"] = row.lo
-            out[f"probe_acc_hi_{key}"] = row.hi
-            out[f"probe_auroc_{key}"] = row.auroc
-            out[f"probe_layer_{key}"] = row.layer
+        _per_model(out, probe, {"probe_acc": "accuracy", "probe_acc_lo": "lo", "probe_acc_hi": "hi",
+                                "probe_auroc": "auroc", "probe_layer": "layer"})
     if probe_comparisons is not None and len(probe_comparisons):
         out["probe_ladder_holds"] = bool(probe_comparisons["holds"].all())
+    if context is not None:
+        _per_model(out, context, {"context_naive_acc": "naive_acc", "context_oracle_acc": "oracle_acc",
+                                  "context_gain": "gain", "context_gain_lo": "lo", "context_gain_hi": "hi"})
     return out
 
 
@@ -243,4 +291,28 @@ def plot_probe_accuracy(table: pd.DataFrame, probe: pd.DataFrame, results: Probe
     right.set_xlabel("layer read (fraction of depth)")
     right.set_ylabel("probe validation accuracy")
     right.legend(loc="lower left", bbox_to_anchor=(0.0, 1.0), ncols=2, frameon=False, borderaxespad=0.2)
+    return fig
+
+
+def plot_context(context: pd.DataFrame):
+    """Left: the judge's accuracy per causal LM without (naive) and with (oracle) the support passage,
+    95% CIs, chance marked. Right: the paired difference oracle - naive with its 95% CI, 0 marked."""
+    use_style()
+    fig, (left, right) = plt.subplots(1, 2, figsize=figsize("text", aspect=0.36), width_ratios=[1.4, 1.0])
+    long = pd.concat([context[["model"]].assign(condition=c, accuracy=context[f"{c}_acc"], lo=context[f"{c}_lo"],
+                                                hi=context[f"{c}_hi"]) for c in ("naive", "oracle")],
+                     ignore_index=True)
+    bar_with_ci(left, long, x="model", y="accuracy", hue="condition")
+    left.axhline(CHANCE, color="0.4", linestyle="--", linewidth=0.8, label="chance")
+    left.set_ylim(0.0, 1.0)
+    left.set_xlabel("")
+    left.set_ylabel("judge accuracy (binary view)")
+    left.legend(loc="lower left", bbox_to_anchor=(0.0, 1.0), ncols=3, frameon=False, borderaxespad=0.2)
+    bar_with_ci(right, context, x="model", y="gain")
+    right.plot(range(len(context)), context["gain"], marker="o", color="0.2", linestyle="none")  # a 0 gain shows
+    right.axhline(0.0, color="0.4", linewidth=0.8)
+    right.set_xlabel("")
+    right.set_ylabel("oracle - naive accuracy")
+    for ax in (left, right):
+        ax.tick_params(axis="x", labelrotation=20)
     return fig
