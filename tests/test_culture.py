@@ -14,9 +14,9 @@ import pytest
 
 from alignlab import paths
 from alignlab.data import cultural, list_datasets, load
-from alignlab.studies.base import ParameterError
 from alignlab.studies.culture import aggregation, prompts, report, scoring
 from alignlab.studies.culture.config import METHODS, TEMPLATES, Config
+from alignlab.study_config import ParameterError
 
 REAL_CDEVAL = paths.project_root().parent / "shared" / "fixtures" / "real" / "cdeval"
 REPO = Path(__file__).resolve().parents[1]

@@ -15,7 +15,7 @@ SRC = Path(__file__).resolve().parent.parent / "src"
 # Higher layers may import lower ones, never the reverse. Modules not named here are the library.
 TOP = ("alignlab.run", "alignlab.nb")
 STUDIES = "alignlab.studies"
-SHARED_STUDY_MODULES = ("alignlab.studies", "alignlab.studies.base")
+SHARED_STUDY_MODULES = ("alignlab.studies",)  # the notebook -> subpackage table
 
 
 def module_name(path: Path) -> str:

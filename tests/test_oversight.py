@@ -12,10 +12,10 @@ import pytest
 
 from alignlab.lm import judge
 from alignlab.run.params import read_parameters, resolve_params
-from alignlab.studies.base import ParameterError
 from alignlab.studies.oversight import evaluate, prompts, protocols, report, transcripts
 from alignlab.studies.oversight.config import JUDGE_FORMATS, Config
 from alignlab.studies.oversight.quotes import mark_quotes, verify_quote
+from alignlab.study_config import ParameterError
 
 PASSAGE = "Kenya is in Eastern Africa.  The capital of Kenya is Nairobi."
 ITEM = {"id": 0, "question": "What is the capital of Kenya?", "answer": "Nairobi", "label": 1,

@@ -11,9 +11,9 @@ import pytest
 from scipy.special import softmax
 
 from alignlab import data
-from alignlab.studies.base import ParameterError
 from alignlab.studies.overview import context, probes, report, zeroshot
 from alignlab.studies.overview.config import Config
+from alignlab.study_config import ParameterError
 
 
 def tiny_questions():

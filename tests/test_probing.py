@@ -12,11 +12,11 @@ import pytest
 from alignlab.data import facts_triples, lama
 from alignlab.paths import project_root
 from alignlab.run.params import list_profiles, load_profile, read_parameters, resolve_params
-from alignlab.studies.base import ParameterError
 from alignlab.studies.probing import config as settings
 from alignlab.studies.probing import facts, probes, prompts, queries
 from alignlab.studies.probing import report as pm
 from alignlab.studies.probing.config import Config
+from alignlab.study_config import ParameterError
 
 REAL_LAMA = project_root().parent / "shared" / "fixtures" / "real" / "lama_trex"
 TEMPLATE = "The capital of [X] is [Y]."

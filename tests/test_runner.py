@@ -30,7 +30,7 @@ from alignlab.run.params import (
     resolve_notebook,
     resolve_params,
 )
-from alignlab.studies.base import ParameterError
+from alignlab.study_config import ParameterError
 
 HERE = Path(__file__).parent
 REPO = HERE.parent

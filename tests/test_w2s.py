@@ -15,9 +15,9 @@ import torch
 from alignlab.lm.batching import pad_batch
 from alignlab.models.load import SequenceClassifier
 from alignlab.run.params import read_parameters
-from alignlab.studies.base import ParameterError
 from alignlab.studies.w2sg import pipeline, report
 from alignlab.studies.w2sg.config import Config
+from alignlab.study_config import ParameterError
 from alignlab.training import LOSSES, METHODS, w2s
 from alignlab.training.learners import (
     FinetuneLearner,

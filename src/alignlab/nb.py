@@ -27,7 +27,7 @@ from alignlab import figures
 from alignlab.paths import atomic_write, run_dir
 from alignlab.run.execute import display_path
 from alignlab.run.params import check_value, read_parameters, resolve_notebook, resolve_paths
-from alignlab.studies.base import ParameterError
+from alignlab.study_config import ParameterError
 
 _current_notebook: str | None = None  # set by check_params
 

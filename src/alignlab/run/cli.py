@@ -58,7 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from alignlab.studies.base import ParameterError
+    from alignlab.study_config import ParameterError
     try:
         return COMMANDS[args.command](args)
     except ParameterError as e:
@@ -87,7 +87,7 @@ def cmd_data(args) -> int:
 def cmd_run(args) -> int:
     from alignlab.paths import notebooks_dir
     from alignlab.run import execute, params
-    from alignlab.studies.base import ParameterError
+    from alignlab.study_config import ParameterError
     if args.all and args.notebooks:
         raise ParameterError("give notebooks or --all, not both.")
     notebooks = params.list_notebooks() if args.all else args.notebooks

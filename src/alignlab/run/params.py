@@ -42,7 +42,7 @@ import yaml
 
 from alignlab.paths import notebooks_dir, profiles_dir, project_root
 from alignlab.studies import config_class
-from alignlab.studies.base import ParameterError
+from alignlab.study_config import ParameterError
 
 __all__ = [
     "Parameter", "ParameterError", "check_name", "check_value", "list_notebooks", "list_profiles",

@@ -1,5 +1,5 @@
 """Study 04_cultural_dimensions: its parameters, picked by name from the notebook's parameters cell,
-and checked. Cheap to import (standard library and `alignlab.studies.base` only): the runner
+and checked. Cheap to import (standard library and `alignlab.study_config` only): the runner
 validates a run with it before any kernel starts. The study's modules import the allowed values
 (methods, datasets, prompt templates) from here."""
 
@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-from alignlab.studies.base import StudyConfig, is_int
+from alignlab.study_config import StudyConfig, is_int
 
 DATASETS = ("cultural-items", "cdeval")
 METHODS = ("loglik", "choice")

@@ -1,5 +1,5 @@
 """Study 02_scalable_oversight: its parameters, picked by name from the notebook's parameters cell,
-and checked. Cheap to import (standard library, `alignlab.studies.base` and the constants of
+and checked. Cheap to import (standard library, `alignlab.study_config` and the constants of
 `alignlab.training`, which imports nothing): the runner validates a run with it before any kernel
 starts. The study's modules import the allowed values from here."""
 
@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from alignlab.studies.base import StudyConfig, is_int
+from alignlab.study_config import StudyConfig, is_int
 from alignlab.training import MODES
 
 DATASETS = ("world-facts", "sciq")  # SciQ-shaped: each question has a support passage

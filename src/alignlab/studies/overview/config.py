@@ -1,12 +1,12 @@
 """Study 00_overview: its parameters, picked by name from the notebook's parameters cell, and
-checked. Cheap to import (standard library and `alignlab.studies.base` only): the runner validates
+checked. Cheap to import (standard library and `alignlab.study_config` only): the runner validates
 a run with it before any kernel starts."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from alignlab.studies.base import StudyConfig, is_int, is_number
+from alignlab.study_config import StudyConfig, is_int, is_number
 
 
 @dataclass

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from alignlab.studies.base import StudyConfig, is_int, is_number
+from alignlab.study_config import StudyConfig, is_int, is_number
 
 DATASETS = ("facts-triples", "lama-trex")
 TUNED = ("softprompt", "ptuning", "mecod")  # the probes whose prompt trains

@@ -1,5 +1,5 @@
 """Study 01_w2sg_ensembles: its parameters, picked by name from the notebook's parameters cell, and
-checked. Cheap to import (the standard library, `alignlab.studies.base` and the constants of
+checked. Cheap to import (the standard library, `alignlab.study_config` and the constants of
 `alignlab.training`, a module without imports): the runner validates a run with it before any
 kernel starts. The study's modules import the in-context choices (`RETRIEVERS`, `SOURCES`) from here.
 """
@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from alignlab.studies.base import StudyConfig, is_int, is_number
+from alignlab.study_config import StudyConfig, is_int, is_number
 from alignlab.training import LOSSES, MODES, STUDENT_VAL
 
 RETRIEVERS = ("random", "knn", "bm25")  # how in-context demonstrations are picked
