@@ -7,8 +7,13 @@ this also runs as a command: `python tests/test_layers.py` prints the layers and
 from __future__ import annotations
 
 import ast
+import subprocess
 import sys
 from pathlib import Path
+
+import pytest
+
+from alignlab.studies import NOTEBOOKS
 
 SRC = Path(__file__).resolve().parent.parent / "src"
 
@@ -118,8 +123,6 @@ def test_no_import_cycles():
 
 
 def test_every_study_notebook_has_a_subpackage_with_config_and_report():
-    from alignlab.studies import NOTEBOOKS
-
     root = Path(__file__).resolve().parent.parent
     for stem, package in NOTEBOOKS.items():
         assert (root / "notebooks" / f"{stem}.ipynb").is_file(), stem
@@ -131,6 +134,16 @@ def test_every_study_notebook_has_a_subpackage_with_config_and_report():
 # `conclusion()` and `run_study()`; each data family's builder protocol; each command's `main`.
 INTERFACE = {"Config", "metrics", "conclusion", "run_study", "main", "build", "rows", "split_sizes",
              "relation_info", "fill"}
+
+
+@pytest.mark.parametrize("package", sorted(set(NOTEBOOKS.values())))
+def test_study_config_imports_no_heavy_library(package):
+    """The runner validates parameters with each study's config before any kernel starts: importing
+    it must load none of the heavy libraries (checked in a fresh interpreter)."""
+    code = (f"import sys, alignlab.studies.{package}.config; "
+            "heavy = [m for m in ('torch', 'numpy', 'pandas', 'sklearn', 'transformers') if m in sys.modules]; "
+            "assert not heavy, heavy")
+    subprocess.run([sys.executable, "-c", code], check=True)
 
 
 def test_public_names_are_unique_across_the_package():
