@@ -170,6 +170,59 @@ def test_feature_extractor_reads_the_layer_it_is_asked_for(tmp_path):
         load.load_feature_extractor(path, layer=2)
 
 
+@pytest.mark.parametrize("family", ["llama", "gpt2", "encoder"])
+def test_extract_reads_several_layers_in_one_pass_that_stops_at_the_deepest(tmp_path, family):
+    """extract(texts, layers) equals output_hidden_states at every depth, and the blocks above the
+    deepest requested one never run (counted by hooks)."""
+    build = tiny_encoder if family == "encoder" else (lambda: tiny_causal_lm(family))
+    extractor = load.load_feature_extractor(_save_tiny(tmp_path / family, build))
+    texts = ["the capital of France is Paris", "short", "Q: What is O? A: oxygen"]
+    n_blocks = extractor.model.config.num_hidden_layers
+    layers = [0.0, 0.5, 1.0]
+    enc = extractor.tokenizer(texts, padding=True, return_tensors="pt")
+    with torch.no_grad():
+        hidden = extractor.model(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"],
+                                 output_hidden_states=True).hidden_states
+    got = extractor.extract(texts, layers, batch_size=2)
+    for layer in layers:
+        expected = load.pool_hidden(hidden[round(layer * n_blocks)], enc["attention_mask"], extractor.pooling)
+        np.testing.assert_allclose(got[layer], expected.numpy(), rtol=1e-4, atol=1e-5)
+
+    ran = []
+    blocks = load._blocks(extractor.model)
+    hooks = [block.register_forward_hook(lambda m, a, o, k=k: ran.append(k)) for k, block in enumerate(blocks)]
+    try:
+        extractor.extract(texts, [0.5], batch_size=8)
+    finally:
+        for hook in hooks:
+            hook.remove()
+    assert sorted(set(ran)) == list(range(round(0.5 * n_blocks)))  # blocks from the middle up: skipped
+
+
+def test_cached_features_at_computes_missing_layers_in_one_pass(tmp_path, monkeypatch):
+    """A layer sweep reads the cached layers and computes only the missing ones, together; each
+    layer's entry is the one `cached_features` reads."""
+    from alignlab.training import w2s
+
+    monkeypatch.setenv("ALIGNLAB_CACHE", str(tmp_path / "cache"))
+    path = _save_tiny(tmp_path / "dec", lambda: tiny_causal_lm("llama"))
+    texts = ["the capital of France is Paris", "short"]
+    calls = []
+    real = load.FeatureExtractor.extract
+
+    def counting(self, texts, layers, **kwargs):
+        calls.append(sorted(layers))
+        return real(self, texts, layers, **kwargs)
+
+    monkeypatch.setattr(load.FeatureExtractor, "extract", counting)
+    middle = w2s.cached_features(path, texts, layer=0.5)
+    sweep = w2s.cached_features_at(path, texts, [0.25, 0.5, 1.0])
+    assert calls == [[0.5], [0.25, 1.0]]
+    np.testing.assert_array_equal(sweep[0.5], middle)
+    np.testing.assert_array_equal(w2s.cached_features(path, texts, layer=1.0), sweep[1.0])
+    assert calls == [[0.5], [0.25, 1.0]]
+
+
 def test_dtype_choice_and_override(monkeypatch):
     assert load.pick_dtype("cpu") == torch.float32
     assert load.pick_dtype("cpu", "bf16") == torch.bfloat16

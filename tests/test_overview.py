@@ -170,7 +170,10 @@ def fake_features(features, texts, calls):
         assert split_texts == texts[split]
         calls.append((split, layer))
         return features[split, layer]
-    return cached
+
+    def cached_at(model_name, split_texts, layers, progress=False):
+        return {float(layer): cached(model_name, split_texts, progress, layer) for layer in layers}
+    return cached, cached_at
 
 
 def test_probe_layer_is_chosen_on_validation_and_test_is_read_once(tmp_path, monkeypatch):
@@ -178,7 +181,9 @@ def test_probe_layer_is_chosen_on_validation_and_test_is_read_once(tmp_path, mon
 
     texts, labels, features = synthetic_splits()
     calls = []
-    monkeypatch.setattr(probes, "cached_features", fake_features(features, texts, calls))
+    cached, cached_at = fake_features(features, texts, calls)
+    monkeypatch.setattr(probes, "cached_features", cached)
+    monkeypatch.setattr(probes, "cached_features_at", cached_at)
     result = probes.evaluate_probes_on(["m"], texts, labels, [0.75, 0.25], [0, 1], epochs=20,
                                        cache=Cache(tmp_path))
     assert result.chosen == {"m": 0.25}  # best on validation, although 0.75 would win on test

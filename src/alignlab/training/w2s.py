@@ -2,6 +2,7 @@
 weak supervisor and measuring it (study 01 with weak models as teachers, study 02 with a judge).
 
 - `W2SConfig`: everything that shapes a trained head or model (part of study 01's cache keys).
+- `cached_features`, `cached_features_at`: pooled frozen features, one layer or a sweep in one pass.
 - `make_learner`: linear probes on frozen, `cached_features`, or a fine-tuned model; one API.
 - `train_on_labels`: a student on soft labels and a ceiling on gold labels, evaluated once.
 - `pgr`: performance gap recovered, NaN with a `PGRUndefinedWarning` when there is no gap.
@@ -51,19 +52,40 @@ def split_halves(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     return np.sort(order[: n // 2]), np.sort(order[n // 2:])
 
 
+def _features_key(model_name: str, texts: list, layer: float) -> dict:
+    key = dict(model=model_name, texts=texts)
+    if layer != 1.0:  # the last layer's entries predate `layer`
+        key["layer"] = layer
+    return key
+
+
 def cached_features(model_name: str, texts, batch_size: int = 32, progress: bool = False,
                     layer: float = 1.0) -> np.ndarray:
     """Pooled frozen features (n, dim) of `texts` under `model_name`, read at `layer` (a fraction of
     depth, 1.0 the last layer; see `alignlab.models.load.FeatureExtractor`), computed once and cached."""
+    return cached_features_at(model_name, texts, [layer], batch_size, progress)[float(layer)]
+
+
+def cached_features_at(model_name: str, texts, layers, batch_size: int = 32, progress: bool = False) -> dict:
+    """{layer: features (n, dim)} at each depth of `layers`: the cached ones read, the missing ones
+    computed together in one forward pass that stops at the deepest of them, each cached under the
+    same key as `cached_features` uses, so a layer sweep costs one pass instead of one per layer."""
     texts = [str(t) for t in texts]
-    key = dict(model=model_name, texts=texts)
-    if float(layer) != 1.0:  # the last layer's entries predate `layer`
-        key["layer"] = float(layer)
-
-    def compute():
-        return load_feature_extractor(model_name, layer=layer)(texts, batch_size=batch_size, progress=progress)
-
-    return Cache().memo("features", FEATURES_VERSION, compute, **key)
+    layers = sorted({float(x) for x in layers})
+    cache = Cache()
+    out, missing = {}, []
+    for layer in layers:
+        found, value = cache.lookup("features", FEATURES_VERSION, **_features_key(model_name, texts, layer))
+        if found:
+            out[layer] = value
+        else:
+            missing.append(layer)
+    if missing:
+        computed = load_feature_extractor(model_name).extract(texts, missing, batch_size=batch_size, progress=progress)
+        for layer in missing:
+            out[layer] = cache.memo("features", FEATURES_VERSION, lambda layer=layer: computed[layer],
+                                    **_features_key(model_name, texts, layer))
+    return out
 
 
 @dataclass(kw_only=True)

@@ -34,7 +34,7 @@ import pandas as pd
 from alignlab import data
 from alignlab.cache import Cache
 from alignlab.training.learners import LinearHead, train_head
-from alignlab.training.w2s import W2SConfig, cached_features
+from alignlab.training.w2s import W2SConfig, cached_features, cached_features_at
 
 CODE_VERSION = "overview-probe-1"
 SPLITS = ("train", "validation", "test")
@@ -68,15 +68,19 @@ def probe_settings(epochs: int) -> W2SConfig:
 
 
 def fit_probe(model_name: str, texts: dict, labels: dict, layer: float, seed: int, epochs: int,
-              cache: Cache | None = None, progress: bool = False) -> dict:
+              cache: Cache | None = None, progress: bool = False, sweep: list | None = None) -> dict:
     """The head of one (model, layer, seed), trained on train with gold labels, epochs chosen on
-    validation; cached. Returns {"mean", "std", "weight", "bias", "val_probs"} (arrays)."""
+    validation; cached. Returns {"mean", "std", "weight", "bias", "val_probs"} (arrays).
+
+    `sweep`: every layer the caller will fit; when this head's features are missing, all of the
+    sweep's layers are extracted in the same forward pass (`cached_features_at`)."""
     layer = float(layer)
     fit = probe_settings(epochs).fit_config("xent", seed)
+    sweep = sorted({float(x) for x in sweep or []} | {layer})
 
     def compute():
-        X = cached_features(model_name, texts["train"], progress=progress, layer=layer)
-        X_val = cached_features(model_name, texts["validation"], progress=progress, layer=layer)
+        X = cached_features_at(model_name, texts["train"], sweep, progress=progress)[layer]
+        X_val = cached_features_at(model_name, texts["validation"], sweep, progress=progress)[layer]
         head = train_head(X, labels["train"], fit, X_val=X_val, val_labels=labels["validation"])
         return {"mean": head.mean, "std": head.std, "weight": head.weight, "bias": head.bias,
                 "val_probs": head.predict_proba(X_val)}
@@ -125,7 +129,7 @@ def evaluate_probes_on(models: list[str], texts: dict, labels: dict, layers: lis
         heads, rows = {}, []
         for layer in layers:
             for seed in seeds:
-                head = fit_probe(name, texts, labels, layer, seed, epochs, cache, progress)
+                head = fit_probe(name, texts, labels, layer, seed, epochs, cache, progress, sweep=layers)
                 heads[float(layer), seed] = head
                 rows.append({"model": name, "layer": float(layer), "seed": seed,
                              "val_accuracy": float((head["val_probs"].argmax(1) == y_val).mean())})
