@@ -239,6 +239,25 @@ def metrics(table: pd.DataFrame, mc: pd.DataFrame, comparisons: pd.DataFrame, pr
     return out
 
 
+def card_entries(table: pd.DataFrame, probe: pd.DataFrame | None = None,
+                 context: pd.DataFrame | None = None) -> dict:
+    """{model: {metric: value}} for the capability card (`alignlab.ladder.write_card`): zero-shot
+    accuracy and AUROC, probe accuracy, AUROC and chosen layer, and the "reads its context" check."""
+    entries = {row.model: {"zeroshot_acc": float(row.accuracy), "zeroshot_auroc": float(row.auroc)}
+               for row in table.itertuples()}
+    for frame, names in ((probe, {"probe_acc": "accuracy", "probe_acc_lo": "lo", "probe_acc_hi": "hi",
+                                  "probe_auroc": "auroc", "probe_layer": "layer"}),
+                         (context, {"context_naive_acc": "naive_acc", "context_oracle_acc": "oracle_acc",
+                                    "context_gain": "gain", "context_gain_lo": "lo", "context_gain_hi": "hi",
+                                    "reads_context": "reads_context"})):
+        for row in ([] if frame is None else frame.itertuples()):
+            entry = entries.setdefault(row.model, {})
+            for name, column in names.items():
+                value = getattr(row, column)
+                entry[name] = bool(value) if isinstance(value, (bool, np.bool_)) else float(value)
+    return entries
+
+
 # ---------------------------------------------------------------------------------------------
 # Figures
 
