@@ -93,7 +93,7 @@ def test_parse_parameters_reads_defaults_choices_and_comments():
 def test_read_parameters_of_a_notebook(project):
     ps = read_parameters("90_ok")
     assert {name: p.default for name, p in ps.items()} == {
-        "n_items": 3, "scale": 1.5, "label": "a", "seeds": [0, 1], "note": None}
+        "n_items": 3, "scale": 1.5, "label": "a", "seeds": [0, 1], "note": None, "sleep_s": 0.0}
     assert ps["label"].choices == ["a", "b"]
 
 
@@ -224,7 +224,7 @@ def test_merge_order_defaults_profile_all_profile_notebook_then_p(project):
     # 90_ok: defaults n_items=3 scale=1.5 label=a; test.yaml all: n_items=9 scale=2.0;
     # test.yaml 90_ok: n_items=5 label=b
     assert resolve_params("90_ok", "quick") == {
-        "n_items": 3, "scale": 1.5, "label": "a", "seeds": [0, 1], "note": None}
+        "n_items": 3, "scale": 1.5, "label": "a", "seeds": [0, 1], "note": None, "sleep_s": 0.0}
     params = resolve_params("90_ok", "test")
     assert (params["n_items"], params["scale"], params["label"]) == (5, 2.0, "b")
     params = resolve_params("90_ok", "test", {"scale": 4, "label": "a"})
@@ -253,9 +253,9 @@ def test_repository_profiles_are_well_formed():
 # check_params, the notebooks' second cell
 
 def test_check_params_validates_a_namespace_like_the_runner(project):
-    namespace = {"n_items": 3, "scale": 2, "label": "b", "seeds": [1], "note": "x", "other": 1}
+    namespace = {"n_items": 3, "scale": 2, "label": "b", "seeds": [1], "note": "x", "sleep_s": 0, "other": 1}
     assert nb.check_params("90_ok", namespace) == {
-        "n_items": 3, "scale": 2, "label": "b", "seeds": [1], "note": "x"}
+        "n_items": 3, "scale": 2, "label": "b", "seeds": [1], "note": "x", "sleep_s": 0}
     with pytest.raises(ParameterError, match="'label' of 90_ok must be one of: a, b; got 'c'"):
         nb.check_params("90_ok", {**namespace, "label": "c"})
     with pytest.raises(ParameterError, match="seeds"):
@@ -323,7 +323,7 @@ def test_interrupt_marks_the_run_failed_and_reraises(project, monkeypatch):
     with pytest.raises(KeyboardInterrupt):
         execute.run_notebook("90_ok", progress_bar=False)
     [run] = registry.read_runs()
-    assert (run["status"], run["error"], run["failed_cell"]) == ("failed", "interrupted", None)
+    assert (run["status"], run["error"], run["failed_cell"]) == ("failed", "interrupted (SIGINT)", None)
     assert cli.main(["run", "90_ok", "--no-progress"]) == 130
 
 
@@ -363,13 +363,20 @@ def test_real_runs(project, capsys):
     assert folder.parent == project / "results" / "90_ok" and folder.name == ok["id"]
     assert (folder / "90_ok.ipynb").is_file()
     params = json.loads((folder / "params.json").read_text())
-    assert params == {"n_items": 4, "scale": 1.5, "label": "a", "seeds": [0, 1], "note": None}
+    assert params == {"n_items": 4, "scale": 1.5, "label": "a", "seeds": [0, 1], "note": None, "sleep_s": 0.0}
     assert json.loads(ok["params_json"]) == params
     assert json.loads((folder / "metrics.json").read_text()) == {
         "total": 6.0, "n_seeds": 2.0, "is_a": 1.0, "undefined": None}
     assert ok["status"] == "ok" and ok["duration_s"] > 0 and ok["finished_at"]
     assert ok["metrics"] == {"total": 6.0, "n_seeds": 2.0, "is_a": 1.0, "undefined": None}
     assert ok["failed_cell"] is None and ok["error"] is None
+    # the kernel's peak memory (a Python kernel with numpy and tqdm: tens of MB at least), and
+    # the run's own record of itself, the same as its registry row
+    assert 20 < ok["peak_rss_mb"] < 4096
+    record = json.loads((folder / "run.json").read_text())
+    assert {k: record[k] for k in ("id", "status", "peak_rss_mb", "run_key", "host", "pid")} == {
+        k: ok[k] for k in ("id", "status", "peak_rss_mb", "run_key", "host", "pid")}
+    assert record["params"] == params and record["metrics"] == ok["metrics"]
     assert (folder / "kernel.txt").read_text() == sys.executable  # the kernel ran this python
     # a headless run keeps progress bars out of the executed notebook: no stderr, no widgets
     executed = json.loads((folder / "90_ok.ipynb").read_text())
@@ -392,6 +399,7 @@ def test_real_runs(project, capsys):
     assert cli.main(["runs"]) == 0
     listing = capsys.readouterr().out
     assert "total=6 n_seeds=2 is_a=1 undefined=null" in listing
+    assert "peak mem" in listing and re.search(r"\d+ MB", listing)
     assert "cell 4: RuntimeError: boom with n_items=4" in listing
 
 

@@ -22,6 +22,14 @@ Safety:
   cached before the crash stays valid.
 - A per-key `filelock.FileLock` makes a second process that wants the same key wait for the
   first and read its result instead of computing it again.
+- Shared storage (a cluster's NFS or Lustre home, several jobs on several nodes): correctness
+  rests on the atomic rename alone, never on the lock. The lock (`flock`, which Linux maps to
+  POSIX byte-range locks on NFS through the lock manager) only saves duplicate work. Where
+  locks are unreliable (no lock manager: the call fails; a lock never granted or left behind by
+  a vanished node: it times out after `$ALIGNLAB_CACHE_LOCK_TIMEOUT` seconds, default 600), the
+  cache warns once and computes without it: two writers of one key each write their own
+  temporary file and rename it onto the same name, and either result is a complete, equal
+  entry. A reader never sees a partial file. Lock files (`<key>.lock`) are left in place.
 - Values are stored in plain formats, never by pickling arbitrary objects:
     numpy array, or dict of str -> array  ->  .npz      (loaded with allow_pickle=False)
     pandas DataFrame                      ->  .parquet  (.pkl when the frame has non-string
@@ -39,6 +47,7 @@ is how to time a cold run without deleting the cache.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import math
@@ -54,7 +63,7 @@ from typing import Any, TypeVar
 import numpy as np
 import pandas as pd
 import torch
-from filelock import FileLock
+from filelock import FileLock, Timeout
 
 from alignlab import paths
 
@@ -359,7 +368,7 @@ class Cache:
                 return value
         folder = self._folder(kind, key)
         folder.mkdir(parents=True, exist_ok=True)
-        with FileLock(str(folder / f"{key}.lock")):
+        with _key_lock(folder / f"{key}.lock"):
             if use_cache:  # another process may have finished it while we waited
                 found, value = self._read(kind, key)
                 if found:
@@ -391,6 +400,35 @@ class Cache:
             files = list(_value_files(folder))
             rows.append({"kind": folder.name, "entries": len(files), "bytes": sum(p.stat().st_size for p in files)})
         return pd.DataFrame(rows, columns=["kind", "entries", "bytes"])
+
+
+def lock_timeout() -> float:
+    """Seconds to wait for another process's lock on a key (`$ALIGNLAB_CACHE_LOCK_TIMEOUT`)."""
+    return float(os.environ.get("ALIGNLAB_CACHE_LOCK_TIMEOUT", "600"))
+
+
+_warned_about_locks = False
+
+
+@contextlib.contextmanager
+def _key_lock(path: Path):
+    """Hold the key's file lock if it can be had; otherwise go on without it (see "Shared
+    storage" above: the lock only saves duplicate work)."""
+    global _warned_about_locks
+    lock = FileLock(str(path), timeout=lock_timeout())
+    try:
+        lock.acquire()
+    except (OSError, NotImplementedError, Timeout) as error:
+        if not _warned_about_locks:
+            _warned_about_locks = True
+            warnings.warn(f"cache lock {path} unavailable ({error!r}); computing without it "
+                          "(entries stay correct: writes are atomic renames)", RuntimeWarning, stacklevel=4)
+        lock = None
+    try:
+        yield
+    finally:
+        if lock is not None:
+            lock.release()
 
 
 def _value_files(folder: Path):

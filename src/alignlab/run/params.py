@@ -28,6 +28,7 @@ Everything here is cheap to import: validating a run takes a fraction of a secon
 from __future__ import annotations
 
 import ast
+import copy
 import difflib
 import io
 import json
@@ -46,8 +47,8 @@ from alignlab.study_config import ParameterError
 
 __all__ = [
     "Parameter", "ParameterError", "check_name", "check_value", "list_notebooks", "list_profiles",
-    "load_profile", "parameters_cell", "parse_choices", "parse_parameters", "parse_value", "plan_runs",
-    "read_parameters", "resolve_notebook", "resolve_params", "resolve_paths",
+    "load_profile", "parameters_cell", "params_resolver", "parse_choices", "parse_parameters",
+    "parse_value", "plan_runs", "read_parameters", "resolve_notebook", "resolve_params", "resolve_paths",
 ]
 
 
@@ -339,24 +340,38 @@ def load_profile(name: str) -> dict:
 
 def resolve_params(notebook: str, profile: str = "quick", overrides: dict | None = None) -> dict:
     """The full, validated parameters of one run (raises ParameterError)."""
+    return params_resolver(notebook, profile)(overrides)
+
+
+def params_resolver(notebook: str, profile: str = "quick"):
+    """`resolve(overrides) -> params`, as `resolve_params(notebook, profile, overrides)`, with the
+    notebook, its defaults and the profile read and checked once (a sweep resolves hundreds)."""
     path = resolve_notebook(notebook)
     stem = path.stem
     parameters = read_parameters(path)
     sections = load_profile(profile)
     common = {k: v for k, v in sections.get("all", {}).items() if k in parameters}
-    params = {name: resolve_paths(stem, name, p.default, notebooks_dir(), "its default", p.choices)
-              for name, p in parameters.items() if p.literal}
-    for layer, where, base in ((common, f"profile {profile!r}, section 'all'", project_root()),
-                               (sections.get(stem, {}), f"profile {profile!r}", project_root()),
-                               (overrides or {}, "set with -p", Path.cwd())):
+    base = {name: resolve_paths(stem, name, p.default, notebooks_dir(), "its default", p.choices)
+            for name, p in parameters.items() if p.literal}
+    for layer, where in ((common, f"profile {profile!r}, section 'all'"),
+                         (sections.get(stem, {}), f"profile {profile!r}")):
         for name, value in layer.items():
             check_name(stem, name, parameters, where)
-            value = resolve_paths(stem, name, value, base, where, parameters[name].choices)
-            params[name] = check_value(stem, parameters[name], value, where)
+            value = resolve_paths(stem, name, value, project_root(), where, parameters[name].choices)
+            base[name] = check_value(stem, parameters[name], value, where)
     config = config_class(stem)
-    if config is not None:
-        config.from_params(params)  # the study's own checks, before any kernel starts
-    return params
+
+    def resolve(overrides: dict | None = None) -> dict:
+        params, where, cwd = copy.deepcopy(base), "set with -p", Path.cwd()  # no list shared between runs
+        for name, value in (overrides or {}).items():
+            check_name(stem, name, parameters, where)
+            value = resolve_paths(stem, name, value, cwd, where, parameters[name].choices)
+            params[name] = check_value(stem, parameters[name], value, where)
+        if config is not None:
+            config.from_params(params)  # the study's own checks, before any kernel starts
+        return params
+
+    return resolve
 
 
 def plan_runs(notebooks: list[str], profile: str = "quick",
