@@ -1,4 +1,5 @@
-"""Shared fixtures: run a study notebook through the real runner in a temporary project."""
+"""Shared fixtures: a temporary project holding the runner's test notebooks, and a study notebook run
+through the real runner in a temporary project."""
 
 import json
 import shutil
@@ -33,3 +34,20 @@ def run_study(tmp_path, monkeypatch):
         return result, metrics
 
     return run
+
+
+@pytest.fixture
+def runner_project(tmp_path, monkeypatch):
+    """A tiny project for the runner's own tests: the notebooks of tests/notebooks (90_ok, 91_fails)
+    and the quick and paper profiles, with ALIGNLAB_ROOT pointing at it."""
+    from alignlab import nb
+
+    (tmp_path / "pyproject.toml").write_text("[project]\nname = 'tmp'\n")
+    shutil.copytree(REPO / "tests" / "notebooks", tmp_path / "notebooks")
+    (tmp_path / "profiles").mkdir()
+    for profile in ("quick", "paper"):
+        shutil.copy(REPO / "profiles" / f"{profile}.yaml", tmp_path / "profiles")
+    monkeypatch.setenv("ALIGNLAB_ROOT", str(tmp_path))
+    monkeypatch.delenv("ALIGNLAB_RUN_DIR", raising=False)
+    monkeypatch.setattr(nb, "_current_notebook", None)
+    return tmp_path

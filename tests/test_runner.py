@@ -9,7 +9,6 @@ Only `test_real_runs` starts kernels (marked slow, a few seconds).
 import json
 import math
 import re
-import shutil
 import sqlite3
 import sys
 from pathlib import Path
@@ -37,22 +36,12 @@ REPO = HERE.parent
 
 
 @pytest.fixture
-def project(tmp_path, monkeypatch):
-    """A tiny project: notebooks 90_ok and 91_fails, profiles quick, paper and test."""
-    (tmp_path / "pyproject.toml").write_text("[project]\nname = 'tmp'\n")
-    (tmp_path / "notebooks").mkdir()
-    for path in (HERE / "notebooks").glob("*.ipynb"):
-        shutil.copy(path, tmp_path / "notebooks" / path.name)
-    (tmp_path / "profiles").mkdir()
-    for profile in ("quick", "paper"):
-        shutil.copy(REPO / "profiles" / f"{profile}.yaml", tmp_path / "profiles")
-    (tmp_path / "profiles" / "test.yaml").write_text(
+def project(runner_project):
+    """The runner's tiny project (conftest) plus a `test` profile."""
+    (runner_project / "profiles" / "test.yaml").write_text(
         "all:\n  n_items: 9\n  scale: 2.0\n  not_a_parameter_anywhere: 1\n"
         "90_ok:\n  n_items: 5\n  label: b\n")
-    monkeypatch.setenv("ALIGNLAB_ROOT", str(tmp_path))
-    monkeypatch.delenv("ALIGNLAB_RUN_DIR", raising=False)
-    monkeypatch.setattr(nb, "_current_notebook", None)
-    return tmp_path
+    return runner_project
 
 
 @pytest.fixture

@@ -21,7 +21,6 @@ from pathlib import Path
 import psutil
 import pytest
 
-from alignlab import nb
 from alignlab.run import cli, execute, monitor, registry, sweep
 from alignlab.study_config import ParameterError
 
@@ -31,19 +30,11 @@ SLURM_SCRIPTS = REPO / "scripts" / "slurm"
 
 
 @pytest.fixture
-def project(tmp_path, monkeypatch):
-    """A tiny project holding the runner's test notebooks (as in test_runner.py). The driver's code
-    version is fixed: edits elsewhere in the checkout must not make a finished run look stale
-    between two launches of one test."""
-    (tmp_path / "pyproject.toml").write_text("[project]\nname = 'tmp'\n")
-    shutil.copytree(HERE / "notebooks", tmp_path / "notebooks")
-    (tmp_path / "profiles").mkdir()
-    shutil.copy(REPO / "profiles" / "quick.yaml", tmp_path / "profiles")
-    monkeypatch.setenv("ALIGNLAB_ROOT", str(tmp_path))
-    monkeypatch.delenv("ALIGNLAB_RUN_DIR", raising=False)
-    monkeypatch.setattr(nb, "_current_notebook", None)
+def project(runner_project, monkeypatch):
+    """The runner's tiny project (conftest). The driver's code version is fixed: edits elsewhere in
+    the checkout must not make a finished run look stale between two launches of one test."""
     monkeypatch.setattr(execute, "code_version", lambda: "test-version")
-    return tmp_path
+    return runner_project
 
 
 @pytest.fixture
