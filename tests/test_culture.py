@@ -12,7 +12,7 @@ import pytest
 
 from alignlab import paths
 from alignlab.data import cultural, list_datasets, load
-from alignlab.studies.culture import aggregation, prompts, report, scoring
+from alignlab.studies.culture import aggregation, generated, prompts, report, scoring, verdicts
 from alignlab.studies.culture.config import METHODS, TEMPLATES, Config
 from alignlab.study_config import ParameterError
 
@@ -183,141 +183,293 @@ def test_scoring_end_to_end_on_tiny_model():
 
 
 # ---------------------------------------------------------------------------------------------
-# Aggregation, CIs, consistency on a hand-built table
+# Votes, the majority per question, orientation
 
-def hand_table():
-    """Two models, one dimension (PDI), 4 items, 2 templates, both orders.
-    model `a`: prefers the high pole in both orders (p_high 0.9) on items 0-2, low on item 3;
-    model `b`: always picks the first-listed option (p_first 0.9): pure position bias."""
+def vote_rows(model, method, item, dim, votes, order="none"):
+    return [{"model": model, "method": method, "id": item, "Dimension": dim, "Domain": "Work", "template": f"t{k}",
+             "order": order, "sample": 0, "vote_high": v} for k, v in enumerate(votes)]
+
+
+def test_majority_vote_on_hand_made_answers():
+    rows = (vote_rows("m", "generate", "i0", "PDI", [1, 1, 0])          # 2 of 3 high -> high
+            + vote_rows("m", "generate", "i1", "PDI", [0, 0, 1, 1])     # tie -> 0.5
+            + vote_rows("m", "generate", "i2", "PDI", [np.nan, 0])      # unparseable casts no vote -> low
+            + vote_rows("m", "generate", "i3", "PDI", [np.nan, np.nan])  # no vote -> unanswered
+            + vote_rows("m", "generate", "i4", "PDI", [1, 0, 0, 0, 1]))  # 2 of 5 -> low
+    answers = aggregation.question_answers(pd.DataFrame(rows)).set_index("id")
+    assert answers["answer"].tolist()[:3] == [1.0, 0.5, 0.0] and np.isnan(answers.loc["i3", "answer"])
+    assert answers.loc["i4", "answer"] == 0.0 and answers["n_votes"].tolist() == [3, 4, 1, 0, 5]
+    assert answers.loc["i0", "agreement"] == pytest.approx(1 / 3) and answers.loc["i1", "agreement"] == 0
+    dims = aggregation.orientation_shares(answers.reset_index(), n_boot=200).iloc[0]
+    assert dims["orientation"] == pytest.approx((1 + 0.5 + 0 + 0) / 4)  # a hard vote, not the mean vote share
+    assert dims["n_items"] == 4 and dims["n_ties"] == 1 and dims["n_unanswered"] == 1
+    assert dims["lo"] <= dims["orientation"] <= dims["hi"]
+
+
+def test_no_interval_from_fewer_than_three_questions():
+    rows = vote_rows("m", "loglik", "i0", "PDI", [1]) + vote_rows("m", "loglik", "i1", "PDI", [0])
+    dims = aggregation.orientation_shares(aggregation.question_answers(pd.DataFrame(rows)), n_boot=200).iloc[0]
+    assert dims["orientation"] == 0.5 and np.isnan(dims["lo"]) and np.isnan(dims["hi"])
+
+
+def choice_scores(model, content, position, n_items=4, dim="PDI"):
+    """Forced-choice log-probabilities: the first-listed label gets `position` extra log-odds,
+    the high-pole option `content[i]` extra log-odds on item i."""
     rows = []
-    for model in ("a", "b"):
-        for i in range(4):
-            for template in ("t1", "t2"):
-                for order in prompts.ORDERS:
-                    if model == "a":
-                        p_high = 0.9 if i < 3 else 0.1
-                        p_first = p_high if order == "original" else 1 - p_high
-                    else:
-                        p_first = 0.9
-                        p_high = p_first if order == "original" else 1 - p_first
-                    rows.append({"model": model, "method": "choice", "id": f"i{i}", "Dimension": "PDI",
-                                 "Domain": "Work" if i < 2 else "Arts", "template": template, "order": order,
-                                 "p_first": p_first, "p_high": p_high, "chose_first": p_first > 0.5,
-                                 "chose_high": p_high > 0.5})
+    for i in range(n_items):
+        for template in ("t1", "t2", "t3"):
+            for order in prompts.ORDERS:
+                high_first = order == "original"
+                first = position + (content[i] if high_first else -content[i])
+                rows.append({"model": model, "method": "choice", "id": f"{dim}{i}", "Dimension": dim,
+                             "Domain": "Work", "template": template, "order": order, "logp_first": first / 2,
+                             "logp_second": -first / 2, "chose_first": first > 0,
+                             "chose_high": (first > 0) == high_first})
     return pd.DataFrame(rows)
 
 
-def test_aggregate_means_and_cis():
-    table = aggregation.aggregate(hand_table(), n_boot=500, seed=0).set_index("model")
-    assert np.isclose(table.loc["a", "mean"], 0.7) and np.isclose(table.loc["b", "mean"], 0.5)
-    assert table.loc["a", "lo"] < 0.7 < table.loc["a", "hi"] and table.loc["a", "lo"] >= 0.1
-    assert np.isclose(table.loc["b", "lo"], 0.5) and np.isclose(table.loc["b", "hi"], 0.5)  # no spread
-    assert table.loc["a", "n_items"] == 4 and table.loc["a", "n_templates"] == 2
-    domains = aggregation.aggregate(hand_table(), by=("model", "method", "Dimension", "Domain"), n_boot=200)
-    a = domains[domains["model"] == "a"].set_index("Domain")
-    assert np.isclose(a.loc["Work", "mean"], 0.9) and np.isclose(a.loc["Arts", "mean"], 0.5)
-    assert list(domains["Domain"][:2]) == ["Work", "Arts"]  # DOMAINS order
+def test_choice_votes_remove_position_bias_in_log_odds():
+    # content prefers the high pole by 0.5 log-odds on every item, the first label is favoured by
+    # 3: the raw choice is always the first label, the debiased vote always the high pole
+    scores = choice_scores("m", [0.5, 0.5, 0.5, -0.5], position=3.0)
+    assert scores["chose_first"].all()
+    table = aggregation.votes(scores)
+    assert len(table) == 4 * 3 and set(table["order"]) == {"both"}
+    assert table.groupby("id")["vote_high"].mean().tolist() == [1, 1, 1, 0]
+    bias = aggregation.position_bias(scores, n_boot=200).iloc[0]
+    assert bias["first_share"] == 1.0 and bias["first_logodds"] == pytest.approx(3.0)
+    assert bias["position_driven"] == 1.0 and bias["dominated"]
+    fair = aggregation.position_bias(choice_scores("m", [2, 2, -2, 2], position=0.5), n_boot=200).iloc[0]
+    assert fair["position_driven"] == 0.0 and not fair["dominated"] and fair["first_share"] == 0.5
 
 
-def test_two_way_bootstrap_reduces_to_item_bootstrap():
-    matrix = np.array([[0.0], [1.0], [1.0], [0.0]])
-    mean, lo, hi = aggregation.two_way_bootstrap(matrix, n_boot=2000, seed=0)
-    assert mean == 0.5 and 0.0 <= lo < 0.5 < hi <= 1.0
-    again = aggregation.two_way_bootstrap(matrix, n_boot=500, seed=3)
-    assert aggregation.two_way_bootstrap(matrix, n_boot=500, seed=3) == again
-    with pytest.raises(ValueError):
-        aggregation.two_way_bootstrap(np.zeros((0, 2)))
+def test_loglik_and_generate_votes():
+    loglik = pd.DataFrame({"model": "m", "method": "loglik", "id": ["a", "b"], "Dimension": "IDV", "Domain": "Arts",
+                           "template": "loglik", "order": "original", "logp_first": [-1.0, -3.0],
+                           "logp_second": [-2.0, -2.5]})
+    generate = pd.DataFrame({"model": "m", "method": "generate", "id": "a", "Dimension": "IDV", "Domain": "Arts",
+                             "template": "t1", "order": ["original", "swapped", "swapped"], "sample": 0,
+                             "chose_first": [1.0, 1.0, np.nan], "chose_high": [1.0, 0.0, np.nan]})
+    table = aggregation.votes(pd.concat([loglik, generate], ignore_index=True))
+    assert table[table["method"] == "loglik"]["vote_high"].tolist() == [1.0, 0.0]
+    assert table[table["method"] == "generate"]["vote_high"].tolist()[:2] == [1.0, 0.0]
 
 
-def test_consistency_and_position_bias():
-    scores = hand_table()
-    consist = aggregation.consistency(scores, n_boot=200).set_index("model")
-    assert consist.loc["a", "consistency"] == 1.0 and consist.loc["b", "consistency"] == 0.0
-    per_template = aggregation.consistency(scores, by=("model", "template"), n_boot=200)
-    assert len(per_template) == 4
-    bias = aggregation.position_bias(scores, n_boot=200).set_index("model")
-    assert bias.loc["a", "first_share"] == 0.5 and bias.loc["b", "first_share"] == 1.0
+# ---------------------------------------------------------------------------------------------
+# TOST, the null model, verdicts
+
+@pytest.mark.parametrize("center, equivalent", [(0.5, True), (0.58, True), (0.72, False), (0.35, False)])
+def test_tost_on_each_side_of_the_margin(center, equivalent):
+    rng = np.random.default_rng(0)
+    values = np.clip(center + rng.normal(0, 0.1, 400), 0, 1)
+    p = verdicts.tost_middle(values, margin=0.15)
+    assert (p < 0.05) == equivalent, p
 
 
-def test_compare_with_paper_and_conclusion():
-    scores = hand_table()
-    dims = aggregation.aggregate(scores, n_boot=300)
-    compared = report.compare_with_paper(dims).set_index("model")
-    assert report.classify(0.55, 0.8) == "high" and report.classify(0.2, 0.45) == "low"
-    assert report.classify(0.4, 0.6) == "middle"
-    assert compared.loc["b", "observed"] == "middle" and compared.loc["a", "paper"] == "low"
-    assert not compared.loc["b", "match"]  # the paper expects low PDI
-    text = report.conclusion(dims, aggregation.consistency(scores, n_boot=200),
-                             aggregation.position_bias(scores, n_boot=200),
-                             aggregation.stability(scores, dims, n_boot=200))
-    assert "`b` picks the first-listed option in 1.00" in text and "no stable orientation" in text
-    m = report.metrics(dims, aggregation.consistency(scores, n_boot=200))
-    assert m["orientation_a_PDI"] == pytest.approx(0.7) and m["consistency_b"] == 0.0
+def test_tost_needs_items_and_handles_no_spread():
+    assert np.isnan(verdicts.tost_middle([0.5, 0.5], 0.15))
+    assert verdicts.tost_middle([0.5] * 10, 0.15) == 0.0 and verdicts.tost_middle([1.0] * 10, 0.15) == 1.0
 
 
-def test_loglik_only_has_no_forced_choice_tables():
-    scores = hand_table().assign(method="loglik", template="loglik")
-    scores = scores[scores["order"] == "original"]
-    assert aggregation.consistency(scores).empty and aggregation.position_bias(scores).empty
-    dims = aggregation.aggregate(scores, n_boot=200)
-    consist, bias = aggregation.consistency(scores), aggregation.position_bias(scores)
-    m = report.metrics(dims, consist, bias)
-    assert pd.Series(m).equals(pd.Series(report.metrics(dims, consist, None)))  # NaN == NaN here
-    assert np.isnan(m["consistency_a"]) and "position_bias_a" not in m
-    assert m["orientation_a_PDI"] == m["orientation_loglik_a_PDI"]
-    text = report.conclusion(dims, consist, bias, aggregation.stability(scores, dims, n_boot=200))
-    assert "Position bias" not in text
+def answer_structure(n_items=60, dims=("PDI", "IDV"), templates=("t1", "t2", "t3")):
+    """A generate-method vote table skeleton: items x templates x both orders (votes filled later)."""
+    rows = []
+    for dim in dims:
+        for i in range(n_items):
+            for template in templates:
+                for order in prompts.ORDERS:
+                    rows.append({"model": "m", "method": "generate", "id": f"{dim}{i}", "Dimension": dim,
+                                 "Domain": "Work", "template": template, "order": order, "sample": 0,
+                                 "vote_high": 1.0})
+    return pd.DataFrame(rows)
 
 
-def test_report_tables_and_figures():
-    import matplotlib.pyplot as plt
+def run_verdicts(table, first_share=0.5, margin=0.15):
+    """The study's pipeline from a vote table: orientation, a position-bias table computed from the
+    votes (first-listed = high in the original order), verdicts."""
+    first = np.where(table["order"] == "original", table["vote_high"], 1 - table["vote_high"])
+    pairs = table.assign(first=first).pivot_table(index=["id", "template"], columns="order", values="first")
+    driven = float((pairs["original"] == pairs["swapped"]).mean())
+    bias = pd.DataFrame([{"model": "m", "method": "generate", "first_share": float(np.nanmean(first)),
+                          "position_driven": driven, "dominated": driven > 0.5}])
+    dims = aggregation.orientation_shares(aggregation.question_answers(table), n_boot=300)
+    return verdicts.verdicts(table, dims, bias, margin=margin, n_sim=400, seed=1).set_index("Dimension")
 
-    scores = hand_table()
-    dims = aggregation.aggregate(scores, n_boot=200)
-    both = pd.concat([dims, dims.assign(method="loglik")], ignore_index=True)
-    figs = report.heatmaps(both, ["loglik", "choice"])
-    assert list(figs) == ["heatmap-loglik", "heatmap"]
-    assert list(report.heatmaps(both, ["loglik"])) == ["heatmap"]
-    domains = aggregation.aggregate(scores, by=("model", "method", "Dimension", "Domain"), n_boot=200)
-    figs["domains"] = report.plot_domains(domains, "choice")
-    figs["items"] = report.plot_item_orientations(scores, "choice")
-    legend = figs["items"].axes[0].get_legend()
-    assert [t.get_text() for t in legend.get_texts()] == ["a", "b"]
-    for fig in figs.values():
-        plt.close(fig)
-    summary = report.score_summary(scores)
-    assert summary.index.names == ["model", "method", "template", "order"]
-    counts = report.item_counts(items_df())
-    assert list(counts.index) == list(cultural.DIMENSIONS) and counts.loc["UAI"].sum() == 2
 
+def test_null_model_verdict_is_not_determined():
+    structure = answer_structure()
+    for first_share in (0.5, 0.79):  # no position bias, and the 79% first-pick of a position-biased model
+        bias = pd.DataFrame([{"model": "m", "method": "generate", "first_share": first_share}])
+        null = verdicts.null_model_answers(structure, bias, seed=3)
+        table = run_verdicts(null)
+        assert (table["verdict"] == "not determined").all(), table[["orientation", "verdict", "reason"]]
+    assert table["position_dominated"].all()  # at 79% the position decides most pairs
+
+
+def test_verdicts_for_deliberate_answers():
+    table = answer_structure()
+    # PDI: every question answered high under every template and order -> oriented high.
+    # IDV: half the questions high, half low, each consistently -> a deliberate middle
+    low = table["Dimension"].eq("IDV") & table["id"].str[3:].astype(int).mod(2).eq(1)
+    table.loc[low, "vote_high"] = 0.0
+    result = run_verdicts(table)
+    assert result.loc["PDI", "verdict"] == "oriented high"
+    assert result.loc["IDV", "verdict"] == "equivalent to the middle"
+    assert result.loc["IDV", "p_tost"] < 0.05 and result.loc["IDV", "p_agreement"] < 0.05
+    # a margin too narrow for 60 questions: the same answers are no longer equivalent
+    assert run_verdicts(table, margin=0.01).loc["IDV", "verdict"] == "not determined"
+
+
+def test_decide_orders_the_rules():
+    assert verdicts.decide(0.9, 0.8, 1.0, 30, 1.0, 0.0, 0.0, dominated=True, position_driven=0.9)[0] == "not determined"
+    assert verdicts.decide(0.9, 0.8, 1.0, 2, 1.0, 0.0, 0.0, dominated=False)[0] == "not determined"
+    assert verdicts.decide(0.2, 0.1, 0.3, 30, 1.0, 0.0, 0.0, dominated=False)[0] == "oriented low"
+    assert verdicts.decide(0.7, 0.6, 0.8, 30, 1.0, 0.2, 0.0, dominated=False)[0] == "not determined"  # null too
+    verdict, reason = verdicts.decide(0.5, 0.45, 0.55, 30, 0.01, 1.0, 1.0, dominated=False, method="loglik")
+    assert verdict == "not determined" and "one vote per question" in reason
+    assert set(verdicts.VERDICTS) == {"oriented high", "oriented low", "equivalent to the middle", "not determined"}
+
+
+def test_paired_differences_and_detectable_difference():
+    rows = []
+    for model, high in (("a", 1.0), ("b", 0.0)):
+        for i in range(8):
+            rows += vote_rows(model, "loglik", f"i{i}", "LTO", [high if i < 6 else 1 - high])
+    answers = aggregation.question_answers(pd.DataFrame(rows))
+    diff = aggregation.paired_differences(answers, n_boot=300).iloc[0]
+    assert (diff["model_a"], diff["model_b"], diff["n_items"]) == ("a", "b", 8)
+    assert diff["difference"] == pytest.approx((6 - 2) / 8) and diff["lo"] > -1 and diff["hi"] <= 1
+    assert report.detectable_difference(0.5, 35) == pytest.approx(2.8016 * 0.5 / np.sqrt(35), rel=1e-3)
+    assert np.isnan(report.detectable_difference(0.5, 1))
+
+
+# ---------------------------------------------------------------------------------------------
+# Generated answers
+
+@pytest.mark.parametrize("text, labels, position", [
+    ("2", ("1", "2"), 1), ("Option 1: follow the plan", ("1", "2"), 0), ("The answer is 1.", ("1", "2"), 0),
+    ("12 people", ("1", "2"), None), ("B", ("A", "B"), 1), ("A. The first", ("A", "B"), 0),
+    ("Answer: B", ("A", "B"), 1), ("a good idea", ("a", "b"), None), ("(b) yes", ("a", "b"), 1),
+    ("I would suggest option (b) as", ("a", "b"), 1), ("Arrange it as the team goes along.", ("1", "2"), 1),
+    ("Both are fine", ("1", "2"), None),
+])
+def test_parse_answer(text, labels, position):
+    options = ("Follow the written floor plan exactly.", "Arrange it as the team goes along.")
+    parsed = generated.parse_answer(text, labels, options)
+    assert (np.isnan(parsed) if position is None else parsed == position), parsed
+
+
+def test_generated_answers_map_positions_to_poles():
+    table = prompts.build_prompts(items_df(), "generate", ["numbered"])
+    assert len(table) == 6 and "Answer with 1 or 2." in table["context"].iloc[0]
+    assert generated.generation_texts(table, chat=False)[0].endswith("Answer with 1 or 2.\nAnswer:")
+    texts = ["1", "1", "2", "Option 1", "no idea", "no idea"]  # item t0 both orders "1": position, not content
+    out = generated.answers_from_texts(table, texts, items_df())
+    assert out["chose_first"].tolist()[:4] == [1.0, 1.0, 0.0, 1.0] and out["parsed"].tolist()[4:] == [False, False]
+    assert out["chose_high"].tolist()[:4] == [1.0, 0.0, 0.0, 0.0]
 
 def test_load_items_accepts_an_absolute_path(schema_file):
     items = prompts.load_items("cdeval", n_per_cell=5, seed=0, path=str(schema_file.resolve()))
     assert len(items) == 3 and set(items["Dimension"]) == {"UAI", "PDI"}
-    assert "PDI" in prompts.bank_summary()
 
 
-def test_score_models_caches_per_model_and_method(tmp_path, monkeypatch):
+def test_the_loaded_cdeval_file_is_validated_not_the_bank(schema_file):
+    items = prompts.load_items("cdeval", n_per_cell=5, seed=0, path=schema_file)
+    summary = prompts.items_summary(items)
+    assert summary.startswith("3 items in 3/42 Dimension x Domain cells; fewest per cell: 0")
+    assert "below 3 items" in summary  # a thin cell is reported: it gets no interval
+    bank = prompts.items_summary(prompts.load_items("cultural-items", n_per_cell=3, seed=0))
+    assert bank.startswith("126 items in 42/42") and bank.endswith("OK")
+
+
+def test_cdeval_path_is_only_read_for_cdeval(schema_file):
+    with pytest.raises(ValueError, match="only with dataset 'cdeval'"):
+        prompts.load_items("cultural-items", n_per_cell=3, seed=0, path=schema_file)
+    with pytest.raises(ParameterError, match="read only with dataset = cdeval"):
+        Config.from_params({**GOOD, "cdeval_path": str(schema_file)})
+    assert Config.from_params({**GOOD, "dataset": "cdeval", "cdeval_path": str(schema_file)}).dataset == "cdeval"
+
+
+def save_tiny_model(tmp_path):
     from alignlab.testing import tiny_causal_lm
 
     model, tokenizer = tiny_causal_lm("llama")
     model.save_pretrained(tmp_path / "tiny")
     tokenizer.save_pretrained(tmp_path / "tiny")
+    return str(tmp_path / "tiny")
+
+
+def test_score_models_caches_per_model_and_method(tmp_path, monkeypatch):
     monkeypatch.setenv("ALIGNLAB_CACHE", str(tmp_path / "cache"))
-    name = str(tmp_path / "tiny")
-    scores = scoring.score_models(items_df(), [name], ["loglik", "choice"], ["letters"], batch_size=4)
+    name = save_tiny_model(tmp_path)
+    scores, timings = scoring.score_models(items_df(), [name], ["loglik", "choice"], ["letters"], batch_size=4)
     assert len(scores) == 3 + 3 * 2 and set(scores["method"]) == {"loglik", "choice"}
-    again = scoring.score_models(items_df(), [name], ["loglik", "choice"], ["letters"], batch_size=2)
+    assert timings["method"].tolist() == ["loglik", "choice"] and (timings["seconds"] > 0).all()
+    again, _ = scoring.score_models(items_df(), [name], ["loglik", "choice"], ["letters"], batch_size=2)
     pd.testing.assert_frame_equal(scores, again)
     entries = list((tmp_path / "cache" / "artifacts" / "culture_scores").glob("*/*.parquet"))
     assert len(entries) == 2
 
 
+@pytest.mark.skipif(not REAL_CDEVAL.is_dir(), reason="real CDEval sample not present")
+def test_pipeline_on_real_cdeval_sample_with_a_tiny_model(tmp_path, monkeypatch):
+    """All three methods on a few real CDEval items through to verdicts (the tiny model is random,
+    so only the shapes and the bookkeeping are checked)."""
+    monkeypatch.setenv("ALIGNLAB_CACHE", str(tmp_path / "cache"))
+    name = save_tiny_model(tmp_path)
+    items = prompts.load_items("cdeval", n_per_cell=1, seed=0, path=REAL_CDEVAL).head(6)
+    scores, _ = scoring.score_models(items, [name], ["loglik", "choice", "generate"], ["numbered", "letters"],
+                                     batch_size=4, generate_samples=2, generate_temperature=1.0, max_new_tokens=3)
+    assert scores.groupby("method").size().to_dict() == {"loglik": 6, "choice": 6 * 4, "generate": 6 * 4 * 2}
+    table = aggregation.votes(scores)
+    answers = aggregation.question_answers(table)
+    assert set(answers["answer"].dropna()) <= {0.0, 0.5, 1.0}
+    dims = aggregation.orientation_shares(answers, n_boot=200)
+    bias = aggregation.position_bias(scores, n_boot=200)
+    assert set(bias["method"]) == {"choice", "generate"} and bias["unparseable"].between(0, 1).all()
+    result = verdicts.verdicts(table, dims, bias, margin=0.15, n_sim=200)
+    assert set(result["verdict"]) <= set(verdicts.VERDICTS)
+    assert (result["verdict"] == "not determined").all()  # at most 2 questions per dimension
+    metrics = report.metrics(result, bias)
+    assert f"unparseable_{name}" in metrics
+
+
+def test_report_tables_figures_and_conclusion():
+    import matplotlib.pyplot as plt
+
+    table = answer_structure(n_items=12)
+    result = run_verdicts(table)
+    result = pd.concat([result.reset_index(), result.reset_index().assign(model="n")], ignore_index=True)
+    dims_table = report.dimension_table(result)
+    assert list(dims_table.columns) == ["generate"] and dims_table.loc[("m", "PDI"), "generate"].endswith("high")
+    compared = report.compare_with_paper(result).set_index(["model", "Dimension"])
+    assert compared.loc[("m", "PDI"), "agrees"] == False  # noqa: E712 (the paper expects low PDI)
+    bias = pd.DataFrame([{"model": "m", "method": "generate", "first_share": 0.5, "lo": 0.4, "hi": 0.6,
+                          "first_logodds": np.nan, "position_driven": 0.0, "n_pairs": 72, "dominated": False,
+                          "unparseable": 0.25}])
+    answers = aggregation.question_answers(pd.concat([table, table.assign(model="n")], ignore_index=True))
+    differences = aggregation.paired_differences(answers, n_boot=200)
+    text = report.conclusion(result, bias, differences, margin=0.15)
+    assert "`m`, generate: PDI 1.00" in text and "25% of its answers unparseable" in text
+    assert "0 of 2 model-pair" in text
+    metrics = report.metrics(result, bias)
+    assert metrics["verdict_generate_m_PDI"] == 1.0 and metrics["unparseable_m"] == 0.25
+    domains = aggregation.orientation_shares(answers, by=("model", "method", "Dimension", "Domain"), n_boot=200)
+    figs = [report.plot_domain_heatmaps(domains, "generate"), report.plot_dimensions(result, 0.15)]
+    assert len(figs[0].axes) >= 2 and len(figs[1].axes) == 1
+    for fig in figs:
+        plt.close(fig)
+    counts = report.item_counts(items_df())
+    assert list(counts.index) == list(cultural.DIMENSIONS) and counts.loc["UAI"].sum() == 2
+
+
 # ---------------------------------------------------------------------------------------------
 # Parameters
 
-GOOD = dict(models=["smollm2-135m"], dataset="cultural-items", cdeval_path=None, n_per_cell=5, sample_seed=0,
-            methods=["loglik", "choice"], templates=list(TEMPLATES), n_boot=1000, bootstrap_seed=0, batch_size=16)
+GOOD = dict(models=["smollm2-135m"], dataset="cultural-items", cdeval_path=None, n_per_cell=3, sample_seed=0,
+            methods=["loglik", "choice", "generate"], templates=list(TEMPLATES), generate_samples=1,
+            generate_temperature=0.0, max_new_tokens=8, middle_margin=0.15, position_dominance=0.5,
+            null_simulations=1000, n_boot=1000, bootstrap_seed=0, batch_size=16)
 
 
 @pytest.mark.parametrize("name, value, words", [
@@ -327,12 +479,19 @@ GOOD = dict(models=["smollm2-135m"], dataset="cultural-items", cdeval_path=None,
     ("cdeval_path", 3, "CDEval.json"),
     ("n_per_cell", 0, "int >= 1"),
     ("sample_seed", 0.5, "must be an int"),
-    ("methods", ["vote"], "distinct values from: loglik, choice"),
+    ("methods", ["vote"], "distinct values from: loglik, choice, generate"),
     ("methods", [], "non-empty list"),
     ("methods", ["loglik", "loglik"], "distinct"),
     ("templates", ["numbered", "numbered"], "distinct values"),
     ("templates", ["fancy"], "numbered, letters, preference"),
     ("templates", [], "non-empty list"),
+    ("generate_samples", 0, "int >= 1"),
+    ("generate_samples", 3, "must be 1 with generate_temperature 0"),
+    ("generate_temperature", -1, "number >= 0"),
+    ("max_new_tokens", 0, r"int in \[1, 256\]"),
+    ("middle_margin", 0.5, r"in \(0, 0.5\)"),
+    ("position_dominance", 1.0, r"in \(0, 1\)"),
+    ("null_simulations", 10, "int >= 200"),
     ("n_boot", 10, "int >= 100"),
     ("bootstrap_seed", "0", "must be an int"),
     ("batch_size", 0, "int >= 1"),
@@ -352,11 +511,12 @@ def test_config_fields_are_the_notebook_parameters():
     assert all(f.default is dataclasses.MISSING for f in dataclasses.fields(Config))
 
 
-def test_templates_are_only_checked_for_forced_choice():
+def test_templates_are_only_checked_for_ordered_methods():
     config = Config.from_params({**GOOD, "methods": ["loglik"], "templates": []})
     assert config.main_method == "loglik"
     assert Config.from_params(GOOD).main_method == "choice"
-    assert set(METHODS) == {"loglik", "choice"}
+    assert Config.from_params({**GOOD, "methods": ["generate", "loglik"]}).main_method == "generate"
+    assert set(METHODS) == {"loglik", "choice", "generate"}
     with pytest.raises(ValueError, match="method must be"):
         prompts.build_prompts(items_df(), "vote")
 
@@ -368,19 +528,25 @@ def test_notebook_rejects_bad_parameter_before_running():
         resolve_params("04_cultural_dimensions", "quick", {"dataset": "nope"})
     with pytest.raises(ParameterError, match="n_boot"):
         resolve_params("04_cultural_dimensions", "quick", {"n_boot": 50})  # Config.check, in the runner
+    parameters = read_parameters("04_cultural_dimensions")
+    assert parameters["n_per_cell"].default >= 3  # the quick profile: at least 3 items per cell
     paper = load_profile("paper")["04_cultural_dimensions"]
     assert paper["dataset"] == "cdeval" and all("Instruct" in m for m in paper["models"])
-    parameters = read_parameters("04_cultural_dimensions")
-    for name, value in paper.items():  # model names need the hub, which tests cannot reach
-        if name != "models":
-            check_value("04_cultural_dimensions", parameters[name], value)
+    standard = load_profile("standard")["04_cultural_dimensions"]
+    assert len(standard["models"]) >= 4 and standard["n_per_cell"] >= 5  # the ladder, the whole bank
+    for profile in (paper, standard):
+        for name, value in profile.items():  # model names need the hub, which tests cannot reach
+            if name != "models":
+                check_value("04_cultural_dimensions", parameters[name], value)
+        Config.from_params({**{n: p.default for n, p in parameters.items()}, **profile})
 
 
 # ---------------------------------------------------------------------------------------------
-# The notebook, end to end (smallest settings)
+# The notebook, end to end (smallest settings, on the real CDEval sample)
 
 @pytest.mark.slow
-def test_notebook_smoke(tmp_path, monkeypatch):
+@pytest.mark.skipif(not REAL_CDEVAL.is_dir(), reason="real CDEval sample not present")
+def test_notebook_smoke_on_real_cdeval(tmp_path, monkeypatch):
     from alignlab.run import cli, registry
 
     (tmp_path / "pyproject.toml").write_text("[project]\nname = 'tmp'\n")
@@ -389,16 +555,17 @@ def test_notebook_smoke(tmp_path, monkeypatch):
     shutil.copy(REPO / "notebooks" / "04_cultural_dimensions.ipynb", tmp_path / "notebooks")
     for profile in ("quick.yaml", "paper.yaml"):
         shutil.copy(REPO / "profiles" / profile, tmp_path / "profiles")
-    shutil.copy(REPO / "data" / "cultural_items.json", tmp_path / "data")
     monkeypatch.setenv("ALIGNLAB_ROOT", str(tmp_path))
     monkeypatch.delenv("ALIGNLAB_RUN_DIR", raising=False)
     code = cli.main(["run", "04_cultural_dimensions", "--no-progress", "-p", "models", "[smollm2-135m]",
-                     "-p", "n_per_cell", "1", "-p", "templates", "[letters]", "-p", "n_boot", "200"])
+                     "-p", "dataset", "cdeval", "-p", "cdeval_path", str(REAL_CDEVAL), "-p", "n_per_cell", "1",
+                     "-p", "methods", "[loglik, choice, generate]", "-p", "templates", "[letters]",
+                     "-p", "max_new_tokens", "4", "-p", "n_boot", "200", "-p", "null_simulations", "200"])
     (run,) = registry.read_runs()
     assert code == 0, run["error"]
     metrics = json.loads((tmp_path / run["run_dir"] / "metrics.json").read_text())
     for dim in cultural.DIMENSIONS:
-        assert 0 <= metrics[f"orientation_smollm2-135m_{dim}"] <= 1
-    assert 0 <= metrics["consistency_smollm2-135m"] <= 1
+        assert 0 <= metrics[f"orientation_choice_smollm2-135m_{dim}"] <= 1
+    assert 0 <= metrics["unparseable_smollm2-135m"] <= 1
     figures = {p.name for p in (tmp_path / run["run_dir"]).glob("**/*.png")}
-    assert {"heatmap.png", "domains.png", "distributions.png"} <= figures
+    assert {"dimensions.png", "domain-heatmap-choice.png"} <= figures

@@ -116,6 +116,19 @@ def test_world_facts_splits_disjoint_and_complete(wf):
     assert sizes["train"] > 3 * sizes["validation"] and sizes["train"] > 3 * sizes["test"]
 
 
+def test_world_facts_split_by_subject(wf):
+    """A country or an element belongs to one split: a fact asked two ways (capital <-> capital of,
+    symbol <-> element) cannot put its reverse question in train and itself in test."""
+    subjects = {s: set(wf[s]["subject"]) for s in wf}
+    assert not subjects["train"] & subjects["validation"]
+    assert not subjects["train"] & subjects["test"]
+    assert not subjects["validation"] & subjects["test"]
+    assert world_facts.GENERATOR_VERSION != "world-facts/1.0"  # the splits changed: a new version
+    # the same subject lands in the same split in facts-triples
+    for row in wf["test"]:
+        assert world_facts.split_of(row["subject"]) == "test"
+
+
 def test_world_facts_rows_are_clean(wf):
     rows = all_rows(wf)
     questions = [r["question"] for r in rows]
@@ -392,3 +405,36 @@ def test_sciq_hub_offline_error(monkeypatch):
         load("sciq")
     assert "unreachable" in str(err.value)
     assert isinstance(err.value.__cause__, ConnectionError)
+
+
+# -----------------------------------------------------------------------------
+# a local SciQ folder as a `dataset` value
+
+
+def test_load_accepts_a_sciq_folder_by_path():
+    dd = load(str(FIXTURES / "sciq"))
+    assert [dd[s].num_rows for s in dd] == [4, 3, 3]
+    assert load(str(FIXTURES / "sciq"), split="test")["question"] == dd["test"]["question"]
+
+
+@pytest.mark.parametrize("config_module", ["overview", "oversight", "w2sg"])
+def test_every_sciq_shaped_study_accepts_a_sciq_folder(config_module, tmp_path):
+    """00, 01 and 02 check `dataset` through the one validator of alignlab.data.names."""
+    import importlib
+
+    from alignlab.run.params import read_parameters
+    from alignlab.study_config import ParameterError
+
+    config = importlib.import_module(f"alignlab.studies.{config_module}.config").Config
+    defaults = {name: p.default for name, p in read_parameters(config.notebook).items()}
+    config.from_params({**defaults, "dataset": str(FIXTURES / "sciq")})
+    (tmp_path / "train.json").write_text("[]")
+    with pytest.raises(ParameterError, match="valid.json, test.json") as error:
+        config.from_params({**defaults, "dataset": str(tmp_path)})
+    assert "'dataset'" in str(error.value)
+
+
+def test_dataset_names_module_is_cheap():
+    code = ("import sys, alignlab.data.names; "
+            "assert not [m for m in ('pandas', 'datasets', 'numpy') if m in sys.modules]")
+    subprocess.run([sys.executable, "-c", code], check=True, env={**os.environ, "PYTHONPATH": str(SRC)})

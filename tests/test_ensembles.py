@@ -106,3 +106,19 @@ def test_adaboost_passes_weights_into_the_head_loss():
         assert not np.allclose(members[0].weight, members[1].weight)
     probs = ensembles.boosted_proba([learner.predict(m, "train") for m in members], alphas)
     np.testing.assert_allclose(probs.sum(1), 1.0, rtol=1e-5)
+
+
+def test_boosting_weights_enter_finetune_minibatches_as_one_global_loss():
+    """With minibatches, an example's boosting weight must count the same whichever batch it lands
+    in: the loss of a batch is sum(w * loss) / batch size (see alignlab.training.losses)."""
+    import torch
+
+    from alignlab.training.losses import soft_cross_entropy
+
+    logits = torch.zeros(4, 2)
+    targets = torch.tensor([[0.0, 1.0]] * 4)
+    heavy = soft_cross_entropy(logits[:2], targets[:2], torch.tensor([4.0, 0.0]))
+    light = soft_cross_entropy(logits[2:], targets[2:], torch.tensor([0.0, 0.0]))
+    # the heavy batch carries all the weight: twice the unweighted loss of its size, not the same
+    assert heavy.item() == pytest.approx(2 * soft_cross_entropy(logits[:2], targets[:2]).item())
+    assert light.item() == 0.0

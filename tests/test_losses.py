@@ -25,7 +25,7 @@ def test_soft_cross_entropy_matches_torch_on_hard_and_soft_targets():
     soft = torch.tensor([[0.7, 0.3], [0.5, 0.5], [0.1, 0.9]])
     expected = torch.nn.functional.cross_entropy(logits, soft).item()  # torch accepts probabilities too
     assert soft_cross_entropy(logits, soft).item() == pytest.approx(expected)
-    weights = torch.tensor([1.0, 0.0, 0.0])
+    weights = torch.tensor([3.0, 0.0, 0.0])  # sum(w * loss) / batch size
     assert soft_cross_entropy(logits, soft, weights).item() == pytest.approx(
         torch.nn.functional.cross_entropy(logits[:1], soft[:1]).item())
 
@@ -90,3 +90,63 @@ def test_product_loss_and_dispatch():
     with pytest.raises(ValueError, match="unknown loss"):
         compute_loss("hinge", logits, weak, 0, 10)
     assert math.isfinite(compute_loss("product", logits, weak, 5, 10).item())
+
+
+# ---------------------------------------------------------------------------------------------
+# fixes: per-example weights over the batch size, the product loss's own weight, the rolling window
+
+
+def test_weighted_loss_over_minibatches_is_the_global_weighted_loss():
+    """AdaBoost weights (mean 1 over the training set) split into minibatches: the mean of the
+    batch losses must equal the global weighted mean, which per-batch normalisation breaks."""
+    torch.manual_seed(0)
+    logits, targets = torch.randn(4, 2), torch.softmax(torch.randn(4, 2), -1)
+    weights = torch.tensor([3.0, 1.0, 0.0, 0.0])  # mean 1
+    per_example = -(targets * torch.log_softmax(logits, -1)).sum(-1)
+    global_loss = (weights * per_example).sum() / 4
+    batches = [soft_cross_entropy(logits[i:i + 2], targets[i:i + 2], weights[i:i + 2]) for i in (0, 2)]
+    assert (sum(batches) / 2).item() == pytest.approx(global_loss.item(), rel=1e-6)
+
+
+def test_product_loss_has_a_constant_weight_of_one_by_default():
+    """openai/weak-to-strong: CE(p, normalize(weak * p)), beta = 1 from the first step, no warm-up."""
+    logits = torch.tensor([[1.0, 0.0], [0.0, 2.0]])
+    weak = torch.tensor([[0.8, 0.2], [0.3, 0.7]])
+    expected = product_loss(logits, weak, beta=1.0).item()
+    for step in (0, 5, 99):
+        assert compute_loss("product", logits, weak, step=step, total_steps=100).item() == pytest.approx(expected)
+    assert compute_loss("product", logits, weak, 0, 100, product_beta=0.0).item() == pytest.approx(
+        soft_cross_entropy(logits, weak).item(), rel=1e-5)
+    # alpha_max and warmup_frac shape the confidence loss only
+    shaped = compute_loss("product", logits, weak, 0, 100, alpha_max=0.1, warmup_frac=0.9)
+    assert shaped.item() == pytest.approx(expected)
+
+
+def test_confidence_threshold_uses_a_rolling_window_not_a_batch_of_one():
+    """On a final batch of one the within-batch quantile is the example itself, which always gave
+    class 0; over a window of recent batches a confident positive prediction stays positive."""
+    from alignlab.training import losses
+
+    window = losses.ConfidenceWindow(64)
+    torch.manual_seed(0)
+    p = torch.rand(32)
+    weak = torch.stack([1 - (p > 0.5).float(), (p > 0.5).float()], 1)
+    losses.harden(torch.stack([1 - p, p], 1), weak, window)
+    one = torch.tensor([[0.02, 0.98]])
+    assert losses.harden(one, torch.tensor([[0.0, 1.0]]), window)[0, 1].item() == 1.0
+    assert losses.harden(torch.tensor([[0.97, 0.03]]), torch.tensor([[1.0, 0.0]]), window)[0, 1].item() == 0.0
+    assert len(window.p_positive) == 34
+
+
+def test_a_batch_larger_than_the_window_is_thresholded_on_itself():
+    """Full-batch probe heads: the threshold is over the whole batch, as without a window."""
+    from alignlab.training import losses
+
+    torch.manual_seed(2)
+    p = torch.rand(600)
+    probs = torch.stack([1 - p, p], 1)
+    weak = torch.zeros(600, 2)
+    weak[:150, 1] = 1.0
+    weak[150:, 0] = 1.0
+    with_window = losses.harden(probs, weak, losses.ConfidenceWindow(256))
+    assert torch.equal(with_window, losses.harden(probs, weak))

@@ -48,31 +48,41 @@ def test_top1_share_and_entropy():
     assert pm.normalized_entropy([1.0]) == 0.0
 
 
+def arrays(gold, rank, pred, n, po_pred=None):
+    """row_arrays-like input of relation_metrics, with a flat prompt-only distribution."""
+    k = len(gold)
+    return {"gold": np.asarray(gold), "rank": np.asarray(rank, dtype=float), "pred": np.asarray(pred),
+            "po_pred": np.zeros(k, dtype=int) if po_pred is None else np.asarray(po_pred),
+            "po_entropy": np.ones(k), "mecod_entropy": np.full(k, math.log(min(n, 10))), "n_candidates": n}
+
+
 def test_kl_and_smoothed_gold():
     gold = pm.smoothed_gold([0, 0, 1, 1], 4, eps=0.2)
     assert np.allclose(gold, [0.45, 0.45, 0.05, 0.05])
     assert np.allclose(pm.distribution([0, 0, 0, 0], 4), [1, 0, 0, 0])
-    # every prediction on object 0: KL(predicted || smoothed gold) = log(1 / gold_0)
-    m = pm.relation_metrics(gold=np.array([0, 0, 1, 1]), rank=np.ones(4), pred=np.zeros(4, dtype=int),
-                            n_candidates=4, prompt_only_scores=np.zeros(4))
-    smoothed = pm.smoothed_gold([0, 0, 1, 1], 4)
-    assert m["kl"] == pytest.approx(math.log(1 / smoothed[0]))
+    # every prediction on object 0: KL(predicted || smoothed gold over 4 candidates + the outside bin)
+    m = pm.relation_metrics(arrays([0, 0, 1, 1], np.ones(4), np.zeros(4, dtype=int), 4))
+    smoothed = (1 - pm.GOLD_SMOOTHING) * 0.5 + pm.GOLD_SMOOTHING / 5
+    assert m["kl"] == pytest.approx(math.log(1 / smoothed))
 
 
 def test_ranks_filter_other_valid_objects():
     scores = np.array([[3.0, 2.0, 1.0], [1.0, 2.0, 3.0]])
     assert list(pm.gold_ranks(scores, np.array([1, 0]))) == [2, 3]
     assert list(pm.gold_ranks(scores, np.array([1, 0]), [[0, 1], [0]])) == [1, 3]  # object 0 also true for row 0
+    assert list(pm.gold_ranks(scores, np.array([-1, 0]))) == [np.inf, 3]  # gold not a candidate: a miss
+    assert list(pm.gold_ranks(np.zeros((1, 5)), np.array([2]))) == [3.0]  # all tied: mid-rank, not first
 
 
 def test_relation_metrics_by_hand():
-    m = pm.relation_metrics(gold=np.array([0, 1, 2, 0]), rank=np.array([1, 2, 6, 1]), pred=np.array([0, 0, 0, 1]),
-                            n_candidates=4, prompt_only_scores=np.zeros(4))
+    m = pm.relation_metrics(arrays([0, 1, 2, 0], [1, 2, 6, 1], [0, 0, 0, 1], 4, po_pred=[0, 0, 1, 1]))
     assert m["p_at_1"] == 0.5 and m["p_at_5"] == 0.75
     assert m["mrr"] == pytest.approx((1 + 0.5 + 1 / 6 + 1) / 4)
     assert m["top1_share"] == 0.75
+    assert m["excess_top1"] == pytest.approx(0.75 - 0.5)  # the gold's own top-1 share is 0.5
+    assert m["po_agreement"] == 0.75  # rows 0, 1 and 3
     assert m["prompt_only_entropy"] == pytest.approx(1.0)
-    gold = (1 - pm.GOLD_SMOOTHING) * np.array([0.5, 0.25, 0.25, 0]) + pm.GOLD_SMOOTHING / 4
+    gold = (1 - pm.GOLD_SMOOTHING) * np.array([0.5, 0.25, 0.25, 0, 0]) + pm.GOLD_SMOOTHING / 5
     assert m["kl"] == pytest.approx(0.75 * math.log(0.75 / gold[0]) + 0.25 * math.log(0.25 / gold[1]))
 
 
@@ -87,8 +97,8 @@ def test_summary_intervals_contain_the_estimate_for_distribution_statistics():
     rng = np.random.default_rng(0)
     candidates = [f"o{i}" for i in range(12)]
     test = pd.DataFrame({"relation": "r", "object": [candidates[i] for i in rng.integers(0, 12, 16)]})
-    results = {("tuned", s, "r"): {"scores": rng.normal(size=(16, 12)), "prompt_only": rng.normal(size=12)}
-               for s in (0, 1, 2)}
+    results = {("tuned", s, "r"): {"scores": rng.normal(size=(16, 12)),
+                                   "prompt_only_by_length": rng.normal(size=(1, 12))} for s in (0, 1, 2)}
     summary = pm.summarize_methods(pm.bootstrap(results, {"r": {"candidates": candidates}}, test, n_boot=300))
     for row in summary.itertuples():
         assert row.lo <= row.mean <= row.hi, row
@@ -107,21 +117,22 @@ def test_paired_comparison_of_methods():
     stuck = np.tile(np.arange(6.0)[::-1], (30, 1))            # always o0
     results = {}
     for s in (0, 1, 2):
-        results[("manual", s, "r")] = {"scores": spread, "prompt_only": np.zeros(6)}
-        results[("ptuning", s, "r")] = {"scores": stuck, "prompt_only": np.arange(6.0) + s}
-        results[("mecod", s, "r")] = {"scores": spread, "prompt_only": np.zeros(6)}
+        results[("manual", s, "r")] = {"scores": spread, "prompt_only_by_length": np.zeros((1, 6))}
+        results[("ptuning", s, "r")] = {"scores": stuck, "prompt_only_by_length": (np.arange(6.0) + s)[None]}
+        results[("mecod", s, "r")] = {"scores": spread, "prompt_only_by_length": np.zeros((1, 6))}
     boot = pm.bootstrap(results, {"r": {"candidates": candidates}}, test, n_boot=200)
     comparisons = pm.compare(boot)
     same = comparisons[(comparisons.a == "mecod") & (comparisons.b == "manual")]
     assert np.allclose(same[["diff", "lo", "hi"]].to_numpy(), 0)
-    top1 = comparisons.set_index(["a", "b", "metric"]).loc[("mecod", "ptuning", "top1_share")]
-    assert top1["diff"] < 0 and top1["hi"] < 0
+    top1 = comparisons.set_index(["a", "b", "metric"]).loc[("mecod", "ptuning", "excess_top1")]
+    assert top1["diff"] < 0 and top1["hi"] < 0 and top1["p_holm"] < 0.05
     summary = pm.summarize_methods(boot)
     text = pm.conclusion(summary, comparisons)
-    assert "**yes: less concentrated**" in text and "ptuning vs manual" in text
+    assert "**yes: less concentrated**" in text and "ptuning vs manual" in text and "Holm" in text
 
 
 def test_prompt_only_query_hides_every_subject_token():
+    """Length-matched: one filler per subject token, the rest of the query untouched."""
     from alignlab.testing import tiny_causal_lm, tiny_encoder
 
     for tok, masked in ((tiny_causal_lm()[1], False), (tiny_encoder()[1], True)):
@@ -129,14 +140,13 @@ def test_prompt_only_query_hides_every_subject_token():
             builder = queries.QueryBuilder(tok, TEMPLATE, masked, slots)
             for subject in ("France", "Zyxwvu Qrstland"):
                 subject_ids = builder.subject_ids(subject)
-                full, hidden = builder.query(subject), builder.prompt_only()
-                assert len(full) == len(hidden) + len(subject_ids) - 1
-                n = len(subject_ids)
-                windows = [hidden[i:i + n] for i in range(len(hidden) - n + 1)]
-                assert subject_ids not in windows
-                # the rest of the query is untouched: the subject span became one placeholder
-                placeholder = queries.placeholder_id(tok)
-                assert hidden.count(placeholder) == 1 + full.count(placeholder) - subject_ids.count(placeholder)
+                full, hidden = builder.query(subject), builder.prompt_only(len(subject_ids))
+                assert len(full) == len(hidden)
+                start = next(i for i in range(len(full)) if full[i:i + len(subject_ids)] == subject_ids)
+                filler = queries.filler_id(tok, masked)
+                assert hidden[start:start + len(subject_ids)] == [filler] * len(subject_ids)
+                end = start + len(subject_ids)
+                assert hidden[:start] == full[:start] and hidden[end:] == full[end:]
 
 
 def test_scorer_matches_alignlab_scoring():
@@ -240,7 +250,7 @@ def test_training_lowers_the_loss(method):
     gold = torch.tensor([CANDIDATES.index(r["object"]) for r in rows()])
     with torch.no_grad():
         after = prompts.task_loss(scorer([builder.query(r["subject"]) for r in rows()], module()), gold).item()
-    before = history[0]["task"] if method == "mecod" else history[0]["loss"]
+    before = history["task"][0]
     assert after < before
     assert all(p.requires_grad for p in model.parameters())  # the model's flags were restored
 
@@ -252,7 +262,7 @@ def test_masked_lm_probe_trains():
     config = make_config(steps=3, batch_size=4, lr=0.05, prompt_init="random")
     r = [dict(x, object="Peru", valid_objects=["Peru"]) for x in rows()]  # " Peru" is one token
     _, history = probes.train_probe(model, tok, "mecod", "capital", TEMPLATE, None, r, config, seed=0)
-    assert history[-1]["task"] < history[0]["task"]
+    assert history["task"][-1] < history["task"][0]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -261,7 +271,7 @@ def test_masked_lm_probe_trains():
 def test_config_takes_the_notebook_defaults():
     config = make_config()
     assert dataclasses.asdict(config) == notebook_defaults()
-    assert (config.steps, config.batch_size, config.n_candidates) == (5, 6, 10)
+    assert (config.gate, config.scoring) == ("released", "sum")
 
 
 def test_allowed_values_match_the_notebook_and_the_data():
@@ -284,6 +294,13 @@ def test_allowed_values_match_the_notebook_and_the_data():
     ("max_candidates", -1, r"int >= 0 \(0: every object"),
     ("steps", 0, "int >= 1"),
     ("steps", 2.5, "int >= 1"),
+    ("patience", 0, "int >= 1"),
+    ("n_validation", 0, "int >= 1"),
+    ("mecod_lr", 0, "number > 0"),
+    ("weight_decay", -1e-3, r"number >= 0 \(released 0.0005\)"),
+    ("lr_decay", 1.5, r"number in \(0, 1\]"),
+    ("gate", "soft", "one of: released, learned"),
+    ("scoring", "max", "one of: sum, mean, pmi"),
     ("batch_size", 0, "int >= 1"),
     ("n_candidates", 1, "int >= 2"),
     ("lr", 0.0, "number > 0"),
@@ -315,15 +332,17 @@ def test_runner_rejects_bad_choice_fast():
         resolve_params("03_prompt_object_bias", "quick", {"a1": -0.5})
 
 
-def test_training_key_is_unchanged():
-    """The cache key of a trained probe holds these settings; a change would recompute every probe."""
-    assert probes.training_key(make_config()) == {"steps": 5, "batch_size": 6, "n_candidates": 10, "lr": 0.003,
-                                                  "a1": 0.2, "a2": 0.1, "prompt_init": "manual", "n_slots": 3,
-                                                  "hidden": 128}
+def test_training_key_separates_the_methods():
+    """A probe's cache key holds the settings that shape it: mecod's holds its warm start's."""
+    config = make_config()
+    soft, ptuning, mecod = (probes.training_key(config, m) for m in settings.TUNED)
+    assert soft["lr"] == config.lr and ptuning["lr"] == config.ptuning_lr and mecod["lr"] == config.mecod_lr
+    assert "gate" not in ptuning and mecod["gate"] == "released" and mecod["warm_start"] == ptuning
+    assert probes.training_key(make_config(gate="learned"), "ptuning") == ptuning
 
 
 def test_plotted_relations():
-    assert pm.plotted_relations(make_config()) == ["region", "language"]
+    assert pm.plotted_relations(make_config()) == ["region", "element_period"]
     assert pm.plotted_relations(make_config(relations=["currency", "region"])) == ["region"]
     assert pm.plotted_relations(make_config(relations=["currency", "subregion", "capital"])) == ["currency",
                                                                                                  "subregion"]
@@ -333,33 +352,16 @@ def test_plotted_relations():
 # Data
 
 def test_quick_data_is_skewed():
-    config = make_config(n_train=10, n_test=5)
+    config = make_config(relations=["region", "currency", "element_group"], n_train=10, n_test=5)
     splits, info = facts.load_facts(config)
     assert set(splits["train"]["relation"]) == set(config.relations) == set(info)
     assert splits["train"].groupby("relation").size().max() <= 10
     assert splits["test"].groupby("relation").size().max() <= 5
     assert not set(splits["train"]["subject"]) & set(splits["test"]["subject"])
     summary = pm.data_summary(splits, info)
-    assert list(summary.columns) == ["subjects", "most_common_object", "its_share", "candidates"]
+    assert list(summary.columns) == ["subjects", "most_common_object", "its_share", "candidates", "golds_covered"]
     assert summary["subjects"].max() <= 5 and (summary["its_share"] > 0).all()
     assert summary.loc["currency", "candidates"] == len(info["currency"]["candidates"])
-
-
-def test_candidate_cap_keeps_test_golds_then_frequent_objects():
-    relations = ["currency", "region"]
-    full_splits, full_info = facts.load_facts(make_config(relations=relations, n_train=30, n_test=8, max_candidates=0))
-    splits, info = facts.load_facts(make_config(relations=relations, n_train=30, n_test=8, max_candidates=12))
-    assert len(full_info["currency"]["candidates"]) > 100
-    assert len(info["currency"]["candidates"]) == 12
-    assert info["region"]["candidates"] == full_info["region"]["candidates"]  # 5 objects: under the cap
-    test = splits["test"]
-    assert test.equals(full_splits["test"])  # the same test subjects, and every gold can be ranked
-    for relation in relations:
-        kept = set(info[relation]["candidates"])
-        assert set(test.loc[test.relation == relation, "object"]) <= kept
-        assert set(splits["train"].loc[splits["train"].relation == relation, "object"]) <= kept
-    assert "Euro" in info["currency"]["candidates"]  # the most frequent currency stays
-    assert len(splits["train"]) < len(full_splits["train"])  # rows of cut objects are dropped
 
 
 # ---------------------------------------------------------------------------------------------
@@ -410,9 +412,11 @@ def test_lama_loader_needs_a_folder(monkeypatch):
 
 @pytest.mark.skipif(not REAL_LAMA.exists(), reason="real LAMA samples not present")
 def test_lama_loader_on_real_samples():
-    rows = lama.read_rows(REAL_LAMA)
-    assert len(rows["test"]) == 50 and len(rows["train"]) == 50 and len(rows["validation"]) == 50
-    assert all(r["relation"] == "P19" and r["query"].endswith("[Y] .") for r in rows["test"])
+    rows = lama.read_rows(REAL_LAMA)  # TREx/P19 (LAMA's layout) and pararel_trex_lms_vocab/P17 (ParaRel's)
+    tests = {r: [x for x in rows["test"] if x["relation"] == r] for r in ("P19", "P17")}
+    assert len(tests["P19"]) == 50 and len(tests["P17"]) == 100 and len(rows["test"]) == 150
+    assert len(rows["train"]) == 50 and len(rows["validation"]) == 50
+    assert all(r["query"].endswith("[Y] .") for r in rows["test"])
     templates = lama.read_relations(REAL_LAMA)
     assert len(templates) == 46 and templates["P19"]["template"] == "[X] was born in [Y] ."
     pararel = lama.to_rows(lama.read_jsonl(REAL_LAMA / "pararel_trex_lms_vocab" / "P17.jsonl"), "P17",
@@ -426,9 +430,11 @@ def test_lama_loader_on_real_samples():
 @pytest.mark.slow
 def test_notebook_smoke(run_study):
     _, metrics = run_study("03_prompt_object_bias", relations=["region", "element_period"], seeds=[0, 1, 2],
-                           n_train=8, n_test=4, steps=1, batch_size=4, n_candidates=6, n_boot=100,
+                           n_train=8, n_validation=4, n_test=4, steps=2, batch_size=4, n_candidates=6, n_boot=100,
                            figure_relations=["region"])
-    for method in settings.METHODS:
-        for key in ("p_at_1", "mrr", "bias_top1_share", "prompt_only_entropy"):
+    for method in (*settings.METHODS, "prior"):
+        for key in ("p_at_1", "mrr", "top1_share", "po_agreement", "prompt_only_entropy"):
             assert 0 <= metrics[f"{key}_{method}"] <= 1, key
-        assert metrics[f"bias_kl_{method}"] >= 0
+        assert metrics[f"kl_{method}"] >= 0 and -1 <= metrics[f"excess_top1_{method}"] <= 1
+        assert 0 <= metrics[f"mecod_entropy_{method}"] <= math.log(10) + 1e-9
+    assert 0 <= metrics["p_holm_mecod_vs_ptuning_excess_top1"] <= 1

@@ -73,7 +73,9 @@ def quick_config(**overrides) -> Config:
 def test_config_takes_the_notebook_defaults():
     config = quick_config()
     assert dataclasses.asdict(config) == notebook_defaults()
-    assert config.pairs == [("minilm-l6", "gemma3-270m")] and config.first_pair == "minilm-l6 -> gemma3-270m"
+    assert config.pairs == [("minilm-l6", "gemma3-270m"), ("minilm-l6", "smollm2-135m"),
+                            ("smollm2-135m", "gemma3-270m")]
+    assert config.first_pair == "minilm-l6 -> gemma3-270m"
     assert config.icl_seeds == [0, 1, 2]
 
 
@@ -82,8 +84,9 @@ def test_the_seed_cache_key_is_unchanged():
     assert dataclasses.asdict(pipeline.w2s_config(quick_config())) == {
         "mode": "probe", "feature_layer": 0.5, "losses": ["xent", "logconf", "product"],
         "methods": ["single", "bagging", "boosting"], "n_bagging": 10, "n_boosting": 10, "epochs": 100, "lr": 0.01,
-        "batch_size": 4096, "weight_decay": 1e-3, "alpha_max": 0.75, "warmup_frac": 0.2, "student_val": "weak",
-        "train_layers": None, "lora_r": 0, "finetune_epochs": 2, "finetune_lr": 5e-5, "finetune_batch_size": 16}
+        "batch_size": 4096, "weight_decay": 1e-3, "alpha_max": 0.75, "warmup_frac": 0.2, "product_beta": 1.0,
+        "selections": ["fixed", "weak-val"], "train_layers": None, "lora_r": 0, "finetune_epochs": 2,
+        "finetune_lr": 5e-5, "finetune_batch_size": 16}
 
 
 def test_w2s_config_defaults_serve_the_judge_student():
@@ -100,8 +103,13 @@ def test_w2s_config_defaults_serve_the_judge_student():
     ("strong_models", ["gemma3-270m", "smollm2-135m"]),  # two strong models for one weak one
     ("strong_models", []),
     ("mode", "lora"),
-    ("feature_layer", 1.5),
-    ("feature_layer", -0.1),
+    ("feature_layers", [1.5]),
+    ("feature_layers", [-0.1]),
+    ("feature_layers", []),
+    ("dataset", "sciq-local"),
+    ("product_beta", -1.0),
+    ("selections", ["best"]),
+    ("selections", []),
     ("seeds", []),
     ("losses", ["hinge"]),
     ("losses", []),
@@ -113,7 +121,6 @@ def test_w2s_config_defaults_serve_the_judge_student():
     ("finetune_lr", -1e-5),
     ("alpha_max", 2.0),
     ("warmup_frac", -0.5),
-    ("student_val", "silver"),
     ("split_limit", -1),
     ("lora_r", -4),
     ("icl_k", []),
@@ -133,7 +140,8 @@ def test_config_check_rejects_bad_values_naming_the_parameter(name, value):
 
 
 def test_config_accepts_edge_values():
-    quick_config(feature_layer=1.0, split_limit=60, icl_k=[0], icl_flip_fraction=0.0, alpha_max=0.0, lora_r=8,
+    quick_config(feature_layers=[1.0], split_limit=60, selections=["gold-val"], icl_sources=["random"], icl_k=[0],
+                 icl_flip_fraction=0.0, alpha_max=0.0, lora_r=8,
                  weak_models=["minilm-l6", "minilm-l6"], strong_models=["gemma3-270m", "smollm2-135m"])
 
 
@@ -189,19 +197,20 @@ def test_add_pgr_and_metrics_keys():
     results = pipeline.add_pgr(pd.DataFrame([{"pair": "w -> s", **r} for r in out["rows"]]))
     m = report.metrics(results, pd.DataFrame(out["curve"]))
     for key in ("weak_acc", "ceiling_acc", "student_acc_xent", "student_acc_logconf", "pgr_xent", "pgr_logconf",
-                "bagging_weak_acc", "bagging_pgr", "boosting_weak_acc", "boosting_pgr"):
+                "bagging_weak_acc", "bagging_pgr_xent", "boosting_weak_acc", "boosting_pgr_xent", "gap_acc"):
         assert key in m and np.isfinite(m[key])
     assert len(report.summary_table(results)) == 9
-    assert "**Conclusion** (w -> s, 1 seeds" in report.conclusion(results, pd.DataFrame(out["curve"]))
+    assert "**w -> s** (1 seeds" in report.conclusion(results, pd.DataFrame(out["curve"]))
 
 
 def test_add_pgr_warns_for_every_undefined_row():
     rows = pd.DataFrame({"weak_acc": [0.7, 0.7, 0.6], "student_acc": [0.8, 0.8, 0.7], "ceiling_acc": [0.7, 0.65, 0.8],
                          "weak_auc": [0.7, 0.7, 0.6], "student_auc": [0.8, 0.8, 0.7], "ceiling_auc": [0.9, 0.9, 0.8]})
+    rows["single_weak_acc"], rows["single_weak_auc"] = rows.weak_acc, rows.weak_auc
     for _ in range(2):  # the second call warns again, too
         with pytest.warns(w2s.PGRUndefinedWarning) as record:
             out = pipeline.add_pgr(rows)
-        assert len(record) == 2
+        assert len(record) == 4  # two rows, against their own and against the single teacher
     assert out.pgr_acc.isna().tolist() == [True, True, False] and out.pgr_acc.iloc[2] == pytest.approx(0.5)
 
 
@@ -286,9 +295,9 @@ def test_finetune_learner_has_the_probe_api(monkeypatch):
 # ---------------------------------------------------------------------------------------------
 # the notebook, end to end through the runner (smallest settings)
 
-REQUIRED = ("weak_acc", "ceiling_acc", "student_acc_xent", "student_acc_logconf", "pgr_xent", "pgr_logconf",
-            "bagging_weak_acc", "bagging_pgr", "boosting_weak_acc", "boosting_pgr", "icl_acc_weak_labels",
-            "icl_acc_gold_labels")
+REQUIRED = ("weak_acc", "ceiling_acc", "gap_acc", "student_acc_xent", "student_acc_logconf", "pgr_xent", "pgr_logconf",
+            "bagging_weak_acc", "bagging_pgr_xent", "boosting_weak_acc", "boosting_pgr_xent", "icl_acc_weak_labels",
+            "icl_acc_gold_labels", "icl_teacher_acc")
 
 
 @pytest.mark.slow
@@ -302,7 +311,158 @@ def test_notebook_smoke_run(run_study):
     for key in ("weak_acc", "ceiling_acc", "student_acc_xent", "student_acc_logconf", "bagging_weak_acc",
                 "boosting_weak_acc", "icl_acc_weak_labels", "icl_acc_gold_labels"):
         assert 0.0 <= metrics[key] <= 1.0, key
-    for key in ("pgr_xent", "pgr_logconf", "bagging_pgr", "boosting_pgr"):
+    for key in ("pgr_xent", "pgr_logconf", "bagging_pgr_xent", "boosting_pgr_xent"):
         assert metrics[key] is None or np.isfinite(metrics[key])  # NaN (undefined) is stored as null
     assert metrics["n_seeds"] == 2
     assert result.status == "ok"
+
+
+# ---------------------------------------------------------------------------------------------
+# epoch selection, the layer chosen on validation, finetune mode through run_seed
+
+
+def test_fixed_selection_keeps_the_last_epoch_and_records_it():
+    weak, strong, labels = synthetic()
+    config = w2s.W2SConfig(losses=["xent"], methods=["single"], epochs=25).fit_config("xent", 0)
+    head = strong.fit("train", np.arange(100), labels["train"][:100], config)
+    assert head.best_epoch == 25
+
+
+def test_weak_val_ties_keep_the_later_epoch():
+    """Constant validation accuracy (every epoch ties): the last epoch is kept, not the first, which
+    would be an epoch before the confidence loss's weight has ramped up."""
+    weak, strong, labels = synthetic()
+    config = w2s.W2SConfig(losses=["logconf"], methods=["single"], epochs=12).fit_config("logconf", 0)
+    constant = np.zeros(len(labels["validation"]), int)
+    X_val = np.zeros_like(strong.features["validation"])  # every epoch predicts the same on validation
+    learner = ProbeLearner({"train": strong.features["train"], "validation": X_val})
+    head = learner.fit("train", np.arange(200), labels["train"][:200], config, val_labels=constant)
+    assert head.best_epoch == 12
+
+
+def test_run_seed_trains_one_student_per_selection_and_records_the_epoch():
+    weak, strong, labels = synthetic()
+    config = w2s.W2SConfig(losses=["xent", "logconf"], methods=["single"], epochs=20,
+                           selections=["fixed", "weak-val"])
+    rows = pipeline.run_seed(weak, strong, labels, config, seed=0)["rows"]
+    assert {(r["selection"], r["loss"]) for r in rows} == {(s, loss) for s in ("fixed", "weak-val")
+                                                           for loss in ("xent", "logconf")}
+    assert all(r["best_epoch"] == 20 for r in rows if r["selection"] == "fixed")
+    assert all(1 <= r["best_epoch"] <= 20 for r in rows)
+
+
+def test_layer_is_chosen_on_validation_without_reading_test(monkeypatch):
+    """Layer 0.5 carries the label, 1.0 is noise; the test split's features are never asked for."""
+    rng = np.random.default_rng(0)
+    texts = {"train": [f"t{i}" for i in range(300)], "validation": [f"v{i}" for i in range(100)],
+             "test": [f"x{i}" for i in range(100)]}
+    labels = {"train": rng.integers(0, 2, 300), "validation": rng.integers(0, 2, 100)}
+    asked = []
+
+    def fake_features_at(model, split_texts, layers, **kwargs):
+        asked.append(split_texts[0][0])
+        y = labels["train"] if split_texts[0][0] == "t" else labels["validation"]
+        good = (2 * y - 1)[:, None] * 2.0 + rng.normal(size=(len(y), 4))
+        return {float(x): (good if x == 0.5 else rng.normal(size=(len(y), 4))).astype(np.float32) for x in layers}
+
+    monkeypatch.setattr(w2s, "cached_features_at", fake_features_at)
+    config = w2s.W2SConfig(losses=["xent"], methods=["single"], epochs=30)
+    layer, accuracy = w2s.choose_feature_layer("m", texts, labels, [0.5, 1.0], config)
+    assert layer == 0.5 and accuracy[0.5] > 0.8 > accuracy[1.0]
+    assert sorted(set(asked)) == ["t", "v"]
+
+
+def test_finetune_mode_runs_the_whole_seed(monkeypatch):
+    """run_seed in finetune mode, every teacher method, at tiny scale (a random tiny Llama)."""
+    monkeypatch.setattr("alignlab.training.learners.load_classifier", lambda name, num_labels=2: tiny_classifier())
+    words = ["good", "bad"]
+    texts = {split: [f"{words[i % 2]} item {i}" for i in range(n)]
+             for split, n in (("train", 24), ("validation", 8), ("test", 8))}
+    labels = {split: np.array([1 - i % 2 for i in range(len(t))]) for split, t in texts.items()}
+    config = w2s.W2SConfig(mode="finetune", losses=["xent", "logconf"], methods=list(METHODS), n_bagging=2,
+                           n_boosting=2, finetune_epochs=1, finetune_batch_size=5, selections=["fixed", "weak-val"])
+    weak, strong = (w2s.make_learner("tiny", texts, config) for _ in range(2))
+    out = pipeline.run_seed(weak, strong, labels, config, seed=0)
+    assert {r["method"] for r in out["rows"]} <= set(METHODS) and "single" in {r["method"] for r in out["rows"]}
+    assert all(r["best_epoch"] == 1 and 0 <= r["student_acc"] <= 1 for r in out["rows"])
+    assert len(out["single_test_probs"]) == 8
+
+
+# ---------------------------------------------------------------------------------------------
+# PGR reporting: the gap with its CI, seeds with a defined PGR, the single-teacher baseline, every pair
+
+
+def fake_results(gaps: dict, n_seeds: int = 5, undefined_seeds: int = 0) -> pd.DataFrame:
+    """Results rows for pairs {pair: (mean gap, spread)} with known numbers."""
+    rng = np.random.default_rng(0)
+    rows = []
+    for pair, (mean_gap, spread) in gaps.items():
+        for seed in range(n_seeds):
+            weak = 0.6 + 0.01 * seed
+            ceiling = weak + mean_gap + spread * (1 if seed % 2 else -1)
+            if seed < undefined_seeds:
+                ceiling = weak - 0.01
+            for method in METHODS:
+                for loss in ("xent", "logconf"):
+                    rows.append({"pair": pair, "seed": seed, "method": method, "loss": loss, "selection": "fixed",
+                                 "best_epoch": 100, "ensemble_size": 1, "weak_label_acc": 0.6,
+                                 "weak_acc": weak - (0.01 if method != "single" else 0), "single_weak_acc": weak,
+                                 "weak_auc": weak, "single_weak_auc": weak, "ceiling_acc": ceiling,
+                                 "ceiling_auc": ceiling, "ceiling_best_epoch": 100,
+                                 "student_acc": weak + 0.3 * (ceiling - weak) + rng.normal(0, 0.001),
+                                 "student_auc": weak + 0.3 * (ceiling - weak), "student_agreement": 0.9,
+                                 "weak_layer": 0.5, "strong_layer": 0.75})
+    return pipeline.add_pgr(pd.DataFrame(rows))
+
+
+def test_pgr_is_no_finding_where_the_gap_is_not_established():
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", w2s.PGRUndefinedWarning)
+        results = fake_results({"a -> b": (0.1, 0.01), "a -> c": (0.005, 0.05)})
+    assert report.gap(results, "a -> b")["established"] and not report.gap(results, "a -> c")["established"]
+    text = report.conclusion(results, pd.DataFrame())
+    assert "**a -> b**" in text and "**a -> c**" in text  # every pair gets its lines
+    block_c = text.split("**a -> c**")[1]
+    assert "**not established**" in block_c and "**not established**" not in text.split("**a -> c**")[0]
+
+
+def test_pgr_counts_the_seeds_with_a_defined_value():
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", w2s.PGRUndefinedWarning)
+        results = fake_results({"a -> b": (0.1, 0.01)}, undefined_seeds=2)
+    stats = report.pgr_stats(results[(results.method == "single") & (results.loss == "xent")].pgr_acc)
+    assert (stats["n_defined"], stats["n"]) == (3, 5)
+    assert stats["median"] == pytest.approx(0.3, abs=0.02)
+    assert "defined in 3/5 seeds" in report.format_pgr(stats)
+    m = report.metrics(results, pd.DataFrame())
+    assert m["pgr_xent_n_defined"] == 3 and m["pgr_xent_median"] == pytest.approx(0.3, abs=0.02)
+
+
+def test_ensemble_pgr_also_against_the_single_teacher():
+    results = fake_results({"a -> b": (0.1, 0.01)})
+    bag = results[(results.method == "bagging") & (results.loss == "xent")]
+    # bagging's own teacher is 0.01 below the single one: its own-teacher PGR is larger
+    assert (bag.pgr_acc > bag.pgr_vs_single_acc).all()
+    expected = (bag.student_acc - bag.single_weak_acc) / (bag.ceiling_acc - bag.single_weak_acc)
+    np.testing.assert_allclose(bag.pgr_vs_single_acc, expected)
+    m = report.metrics(results, pd.DataFrame())
+    assert "bagging_pgr_vs_single_xent" in m and "bagging_pgr_auc_xent" in m and "pgr_auc_xent" in m
+
+
+def test_every_pair_gets_metrics_table_rows_and_figure_panels():
+    results = fake_results({"a -> b": (0.1, 0.01), "a -> c": (0.2, 0.01), "b -> c": (0.1, 0.01)})
+    m = report.metrics(results, pd.DataFrame())
+    for prefix in ("", "pair1_", "pair2_"):
+        assert np.isfinite(m[f"{prefix}pgr_xent"]) and f"{prefix}gap_acc_lo" in m
+    assert set(report.summary_table(results).pair) == {"a -> b", "a -> c", "b -> c"}
+    fig = report.plot_pgr(results)
+    assert len(fig.axes) == 9  # 3 pairs x (own teacher, single teacher, AUROC)
+    fig = report.plot_capability(results)
+    assert len(fig.axes[0].lines) >= 2  # one line per weak model (a, b) and the diagonal
+
+
+def test_minimum_detectable_difference_shrinks_with_seeds():
+    diffs = np.array([0.01, 0.03, 0.02, 0.04, 0.00])
+    five, ten = report.detectable_difference_over_seeds(diffs), report.detectable_difference_over_seeds(diffs, 10)
+    assert 0 < ten < five
+    assert five == pytest.approx((2.776 + 0.941) * diffs.std(ddof=1) / np.sqrt(5), rel=1e-3)

@@ -292,13 +292,19 @@ class Cache:
         return f"Cache({str(self.root)!r})"
 
     def key(self, kind: str, version: str, **inputs) -> str:
-        """sha256 (hex) of the canonical JSON of {kind, version, inputs}."""
+        """sha256 (hex) of the canonical JSON of {kind, version, inputs}, plus the precision and
+        device the user forced (`$ALIGNLAB_DTYPE`, `$ALIGNLAB_DEVICE`, when set to other than the
+        default): a bf16 run never reads fp32 entries or the reverse. Unset, the key is as before."""
         _check_kind(kind)
         document = {
             "kind": kind,
             "version": str(version),
             "inputs": {name: _canonical(value, name) for name, value in inputs.items()},
         }
+        forced = {name: os.environ[name] for name in ("ALIGNLAB_DTYPE", "ALIGNLAB_DEVICE")
+                  if os.environ.get(name, "").strip().lower() not in ("", "auto")}
+        if forced:
+            document["forced"] = forced
         text = json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
         return _sha256_bytes(text.encode("utf-8"))
 

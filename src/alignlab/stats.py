@@ -325,3 +325,84 @@ def expected_calibration_error(y, prob, n_bins: int = 10) -> float:
     confidence_sum = np.bincount(bins, weights=confidence, minlength=n_bins)
     gap = np.abs(correct_sum - confidence_sum)  # = |B_m| * |acc_m - conf_m|
     return float(gap.sum() / y.size)
+
+
+# -----------------------------------------------------------------------------
+# rates and paired binary outcomes
+
+def wilson_ci(successes: int, n: int, level: float = 0.95) -> tuple[float, float]:
+    """Wilson score interval of a rate `successes / n` (`scipy.stats.binomtest`'s). Unlike a
+    t-interval or a normal approximation it stays inside [0, 1] and is not degenerate at 0 or n
+    successes. With n = 0 the interval is (nan, nan)."""
+    _check_level(level)
+    if n == 0:
+        return (float("nan"), float("nan"))
+    ci = scipy_stats.binomtest(int(successes), int(n)).proportion_ci(confidence_level=level, method="wilson")
+    return (float(ci.low), float(ci.high))
+
+
+def mcnemar_test(a_correct, b_correct) -> dict:
+    """Exact McNemar test of two systems judged right/wrong on the same examples.
+
+    Only discordant examples carry information: `a_only` (A right, B wrong) and `b_only`. Under
+    "A and B are equally accurate" each discordant example is A's with probability 1/2, so the
+    two-sided p-value is the binomial test of a_only out of a_only + b_only (1.0 when there is no
+    discordant example). Returns {"a_only", "b_only", "p_value"}."""
+    a = _binary_labels(a_correct, "a_correct")
+    b = _binary_labels(b_correct, "b_correct")
+    _check_same_length(a, b, "a_correct and b_correct")
+    a_only, b_only = int(((a == 1) & (b == 0)).sum()), int(((a == 0) & (b == 1)).sum())
+    p = scipy_stats.binomtest(a_only, a_only + b_only, 0.5).pvalue if a_only + b_only else 1.0
+    return {"a_only": a_only, "b_only": b_only, "p_value": float(p)}
+
+
+def paired_minimum_detectable_difference(n: int, discordant_rate: float, level: float = 0.95,
+                                         power: float = 0.8) -> float:
+    """The smallest accuracy difference between two systems scored on the same `n` examples that a
+    two-sided test at `level` detects with probability `power`, when a share `discordant_rate` of
+    the examples gets different verdicts from the two (normal approximation to McNemar's test:
+    the difference has standard error about sqrt(discordant_rate / n))."""
+    _check_level(level)
+    if n < 1 or not 0.0 < discordant_rate <= 1.0:
+        raise ValueError(f"need n >= 1 and 0 < discordant_rate <= 1, got n={n}, discordant_rate={discordant_rate}")
+    z = scipy_stats.norm.ppf((1.0 + level) / 2.0) + scipy_stats.norm.ppf(power)
+    return float(z * math.sqrt(discordant_rate / n))
+
+
+# -----------------------------------------------------------------------------
+# two-level (hierarchical) bootstrap and multiple comparisons
+
+def two_level_resample(rng, n_outer: int, inner_sizes: dict) -> tuple[np.ndarray, dict]:
+    """One hierarchical bootstrap draw: `n_outer` outer units (e.g. training seeds) drawn with
+    replacement, and within each inner group (e.g. a relation's test subjects) its items drawn
+    with replacement. Returns (outer indices (n_outer,), {group: item indices}). Use it when a
+    result should hold for the method (new seeds) and not only for the seeds that were run: the
+    spread between seeds then enters the interval."""
+    outer = rng.integers(0, n_outer, n_outer)
+    return outer, {g: rng.integers(0, n, n) for g, n in inner_sizes.items()}
+
+
+def bootstrap_pvalue(replicates, null: float = 0.0) -> float:
+    """Two-sided bootstrap p-value of "the statistic differs from `null`": twice the smaller
+    share of replicates on either side of it (ties count half), at most 1, at least 1/(n+1)."""
+    reps = _as_1d_float(replicates)
+    reps = reps[~np.isnan(reps)]
+    if reps.size == 0:
+        return float("nan")
+    below = (np.sum(reps < null) + 0.5 * np.sum(reps == null)) / reps.size
+    return float(min(1.0, max(2 * min(below, 1 - below), 1.0 / (reps.size + 1))))
+
+
+def holm(pvalues) -> np.ndarray:
+    """Holm's step-down adjustment of a family of p-values (controls the family-wise error):
+    the i-th smallest p times (m - i + 1), made monotone, capped at 1; NaNs stay NaN and do not
+    count in m. Reject where the adjusted p-value is below the level."""
+    p = _as_1d_float(pvalues)
+    out = np.full(p.shape, np.nan)
+    keep = np.flatnonzero(~np.isnan(p))
+    order = keep[np.argsort(p[keep], kind="stable")]
+    m, running = len(order), 0.0
+    for i, j in enumerate(order):
+        running = max(running, min(1.0, (m - i) * p[j]))
+        out[j] = running
+    return out

@@ -9,7 +9,13 @@ and AutoPrompt / OptiPrompt add a training split per relation, e.g.
 `autoprompt_TREx_all/<relation>/{train,dev}.jsonl` (sub_label, obj_label). `read_rows(folder)`
 reads whichever is there: the LAMA facts become the `test` split, AutoPrompt's train / dev become
 `train` / `validation` (empty when absent). Only `sub_label` / `obj_label` are required, so
-ParaRel's reduced files read too. The folder is `folder=`, else $ALIGNLAB_LAMA_DIR; there is no
+ParaRel's reduced files read too. Also recognised: OptiPrompt's layout (`data/LAMA-TREx/<relation>.jsonl`,
+`data/autoprompt_data/<relation>/`, `relation_metainfo/LAMA_relations.jsonl`) and ParaRel's
+(`pararel_trex_lms_vocab/` or `trex_lms_vocab/`, already filtered to the common vocabulary).
+
+Common vocabulary: LAMA and OptiPrompt keep only facts whose object is in the vocabulary shared by
+the compared models (`common_vocab_cased.txt`, one token a line). When that file is in the folder
+(COMMON_VOCAB), every split is filtered by it, as they do. The folder is `folder=`, else $ALIGNLAB_LAMA_DIR; there is no
 hub download (the hub's `lama` dataset is a loading script that current `datasets` no longer runs).
 
 Rows follow the facts-triples schema (subject, relation, object, valid_objects, template,
@@ -26,7 +32,11 @@ import datasets
 
 GENERATOR_VERSION = "lama-trex/1.0"
 SPLITS = ("train", "validation", "test")
+COLUMNS = ("subject", "relation", "object", "valid_objects", "template", "query", "generator")
 TRAIN_FOLDERS = ("autoprompt_TREx_all", "fact-retrieval/original", "data/autoprompt_data")
+TEST_FOLDERS = ("TREx", "LAMA-TREx", "data/LAMA-TREx", "pararel_trex_lms_vocab", "trex_lms_vocab")
+RELATION_FILES = ("relations.jsonl", "relation_metainfo/LAMA_relations.jsonl")
+COMMON_VOCAB = ("common_vocab_cased.txt", "common_vocabs/common_vocab_cased.txt", "data/common_vocab_cased.txt")
 
 
 def read_jsonl(path) -> list[dict]:
@@ -41,15 +51,28 @@ def lama_folder(folder=None) -> Path:
             "LAMA T-REx needs its files: download https://dl.fbaipublicfiles.com/LAMA/data.zip, unpack it, and "
             "pass folder=<the folder holding relations.jsonl and TREx/> or set ALIGNLAB_LAMA_DIR")
     folder = Path(folder)
-    if not (folder / "relations.jsonl").exists():
-        raise FileNotFoundError(f"{folder} has no relations.jsonl (expected LAMA's data folder)")
+    if not any((folder / name).exists() for name in RELATION_FILES):
+        raise FileNotFoundError(f"{folder} has none of {', '.join(RELATION_FILES)} (expected LAMA's data folder, "
+                                "or OptiPrompt's repository folder)")
     return folder
+
+
+def first_existing(folder: Path, names) -> Path | None:
+    return next((folder / n for n in names if (folder / n).exists()), None)
+
+
+def common_vocab(folder) -> set[str] | None:
+    """The common vocabulary of LAMA / OptiPrompt (COMMON_VOCAB) when the folder has it, else None."""
+    path = first_existing(Path(folder), COMMON_VOCAB)
+    if path is None:
+        return None
+    return {line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()}
 
 
 def read_relations(folder) -> dict[str, dict]:
     """{relation id: {"template", "label", "type"}} from relations.jsonl."""
     out = {}
-    for r in read_jsonl(Path(folder) / "relations.jsonl"):
+    for r in read_jsonl(first_existing(Path(folder), RELATION_FILES)):
         out[r["relation"]] = {"template": r["template"], "label": r.get("label", ""), "type": r.get("type", "")}
     return out
 
@@ -71,26 +94,34 @@ def to_rows(facts: list[dict], relation: str, template: str) -> list[dict]:
 
 
 def read_rows(folder=None, relations=None) -> dict[str, list[dict]]:
-    """{split: rows} for the relations that have a TREx/<relation>.jsonl (or the ones named)."""
+    """{split: rows} for the relations that have a test file in one of TEST_FOLDERS (or the ones
+    named), filtered by the common vocabulary when the folder has one."""
     folder = lama_folder(folder)
     templates = read_relations(folder)
     if relations is None:
-        relations = [r for r in templates if (folder / "TREx" / f"{r}.jsonl").exists()]
+        relations = [r for r in templates if any((folder / sub / f"{r}.jsonl").exists() for sub in TEST_FOLDERS)]
     unknown = [r for r in relations if r not in templates]
     if unknown:
         raise ValueError(f"unknown LAMA relation(s) {unknown}; known: {', '.join(templates)}")
+    vocab = common_vocab(folder)
+
+    def facts(path):
+        rows = read_jsonl(path)
+        return rows if vocab is None else [f for f in rows if f["obj_label"] in vocab]
+
     out = {s: [] for s in SPLITS}
     for relation in relations:
         template = templates[relation]["template"]
-        test = folder / "TREx" / f"{relation}.jsonl"
-        if test.exists():
-            out["test"] += to_rows(read_jsonl(test), relation, template)
+        test = next((folder / sub / f"{relation}.jsonl" for sub in TEST_FOLDERS
+                     if (folder / sub / f"{relation}.jsonl").exists()), None)
+        if test is not None:
+            out["test"] += to_rows(facts(test), relation, template)
         for sub in TRAIN_FOLDERS:
             base = folder / sub / relation
             if (base / "train.jsonl").exists():
-                out["train"] += to_rows(read_jsonl(base / "train.jsonl"), relation, template)
+                out["train"] += to_rows(facts(base / "train.jsonl"), relation, template)
                 if (base / "dev.jsonl").exists():
-                    out["validation"] += to_rows(read_jsonl(base / "dev.jsonl"), relation, template)
+                    out["validation"] += to_rows(facts(base / "dev.jsonl"), relation, template)
                 break
     return out
 

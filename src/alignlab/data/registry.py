@@ -4,6 +4,7 @@
     ds = load("world-facts")                  # DatasetDict: train / validation / test
     test = load("world-facts", split="test")  # one datasets.Dataset
     sciq = load("sciq", folder="path/to/SciQ")  # the real SciQ from its original files
+    sciq = load("path/to/SciQ/")              # the same: a folder in SciQ's published format
     items = load("cultural-items", split="test")   # the authored cultural-dimension bank
     list_datasets()                           # a table: name, rows per split, schema, source, license
 
@@ -21,8 +22,9 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-from . import cultural, facts_triples, lama, sciq, world_facts
-from .binary import binary_view
+from alignlab.data import cultural, facts_triples, lama, sciq, world_facts
+from alignlab.data.binary import binary_view
+from alignlab.data.names import is_sciq_folder
 
 SPLITS = ("train", "validation", "test")
 
@@ -151,7 +153,10 @@ def get_spec(name: str) -> DatasetSpec:
 
 def load(name: str, split: str | None = None, **kwargs):
     """Load a dataset by name: a DatasetDict (train/validation/test), or one split's Dataset.
-    Extra keyword arguments go to the dataset's builder (e.g. folder=... for sciq)."""
+    Extra keyword arguments go to the dataset's builder (e.g. folder=... for sciq). A `name` that is
+    a folder in SciQ's published format (`alignlab.data.names.is_sciq_folder`) loads SciQ from it."""
+    if name not in DATASETS and is_sciq_folder(name):
+        name, kwargs = "sciq", {**kwargs, "folder": name}
     spec = get_spec(name)
     if split is not None and split not in SPLITS:
         raise ValueError(f"dataset {name!r} has no split {split!r}; known splits: {', '.join(SPLITS)}")

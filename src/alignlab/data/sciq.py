@@ -30,10 +30,11 @@ from pathlib import Path
 import datasets
 
 from alignlab import hub
+from alignlab.data.names import SCIQ_FILES
 
 HUB_ID = "allenai/sciq"
 SPLITS = ("train", "validation", "test")
-FILES = {"train": "train.json", "validation": "valid.json", "test": "test.json"}
+FILES = SCIQ_FILES  # split -> file name in the published release
 COLUMNS = ("question", "distractor3", "distractor1", "distractor2", "correct_answer", "support")
 
 

@@ -21,8 +21,13 @@ Schema (one row per question; all columns are strings):
     subject         the country, territory or element the question is about
     generator       GENERATOR_VERSION, so results can name the data they came from
 
-Splits: train / validation / test (about 70 / 15 / 15), chosen by hashing the question text,
-so adding a country never moves another question to a different split.
+Splits: train / validation / test (about 70 / 15 / 15 of the subjects), chosen by hashing the
+subject, so every question about one country or element is in one split (as in facts-triples,
+which puts each subject in the same split). A fact asked two ways (the capital of X, and X as the
+answer to "... is the capital of which country?"; an element's symbol and the element of a symbol)
+therefore never has one question in train and its reverse in test, and a probe or an in-context
+retriever is tested on subjects it has not seen. Adding a country never moves another subject.
+Version 1.0 hashed the question text instead, which leaked reverse questions across splits.
 
 Regions and subregions follow the United Nations geoscheme (M49) as stored by
 `countryinfo`; the questions say so, because M49 places e.g. Cyprus in Western Asia.
@@ -47,7 +52,7 @@ from countryinfo import CountryInfo
 
 from alignlab.data.splits import to_datasets
 
-GENERATOR_VERSION = "world-facts/1.0"
+GENERATOR_VERSION = "world-facts/2.0"  # 2.0: split by subject (1.0: by question)
 SPLITS = ("train", "validation", "test")
 COLUMNS = ("question", "correct_answer", "distractor1", "distractor2", "distractor3",
            "support", "kind", "subject", "generator")
@@ -561,7 +566,7 @@ def rows() -> dict[str, tuple[dict, ...]]:
             if distractors is None or not answer or question in seen:
                 continue  # too few safe distractors; or a duplicate question
             seen.add(question)
-            out[split_of(question)].append(dict(
+            out[split_of(subject)].append(dict(
                 question=question, correct_answer=answer,
                 distractor1=distractors[0], distractor2=distractors[1], distractor3=distractors[2],
                 support=support, kind=kind, subject=subject, generator=GENERATOR_VERSION))

@@ -11,6 +11,14 @@ stops early at a `stop` string (the batch ends when all have stopped: few-shot a
 much shorter than the bound); the text is then cut at the first `stop` string (e.g. "\n\n" for
 few-shot formats), and stripped.
 
+Shared headers. Prompts with a common few-shot header (or a chat template's system turn) run it
+once per batch: the header's key/value cache is computed once, repeated over the batch, each
+prompt's own tokens but the last run on top of it (right-padded, so real tokens stay contiguous),
+and the cache rows are then shifted into the left-padded layout `model.generate` continues from
+(rotary and absolute positions are given by position ids, not by columns, so shifting a row does
+not change it). The continuation equals generating without sharing (tests/test_generation.py);
+`share_prefix=False` turns it off. Tokens run are counted in `alignlab.lm.prefix.TOKENS`.
+
 Chat templates. When the tokenizer has a chat template (e.g. SmolLM2-Instruct) and `chat` is not
 False, each prompt is sent as one user message with the assistant turn opened; a base model
 without a template (e.g. Gemma-3-270M) receives the raw text, so few-shot plain-text prompts are
@@ -26,9 +34,11 @@ from __future__ import annotations
 
 import torch
 from tqdm.auto import tqdm
+from transformers import DynamicCache
 
 from alignlab.cache import Cache
-from alignlab.lm.batching import pad_batch, pad_token_id
+from alignlab.lm.batching import pad_batch, pad_token_id, position_ids
+from alignlab.lm.prefix import MIN_PREFIX, TOKENS, causal_pairs, common_prefix_length
 from alignlab.models.load import load_causal_lm
 
 GENERATION_VERSION = "1"
@@ -58,7 +68,8 @@ def cut_at_stop(text: str, stop: list[str] | tuple[str, ...] | None) -> str:
 
 def generate_with(model, tokenizer, prompts: list[str], max_new_tokens: int = 40, temperature: float = 0.0,
                   seed: int = 0, stop=None, chat: bool | None = None, batch_size: int = 16,
-                  max_prompt_tokens: int = 1024, progress: bool = False, desc: str = "generating") -> list[str]:
+                  max_prompt_tokens: int = 1024, progress: bool = False, desc: str = "generating",
+                  share_prefix: bool = True) -> list[str]:
     """Generate a continuation for each prompt with a loaded (model, tokenizer); not cached."""
     if max_new_tokens < 1:
         raise ValueError(f"max_new_tokens must be >= 1, got {max_new_tokens}")
@@ -79,10 +90,17 @@ def generate_with(model, tokenizer, prompts: list[str], max_new_tokens: int = 40
     batches = [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
     for number, batch in enumerate(tqdm(batches, desc=desc, disable=not progress)):
         input_ids, mask = pad_batch(tokenizer, [encoded[i] for i in batch], side="left", device=device)
+        prompt_tokens = [len(encoded[i]) for i in batch]
+        TOKENS.add(sequence_tokens=sum(prompt_tokens), padded_tokens=mask.numel())
         kwargs = dict(do_sample=False)
+        header = _shared_header([encoded[i] for i in batch]) if share_prefix else 0
+        if header:
+            kwargs["cache"] = _prefilled_cache(model, tokenizer, [encoded[i] for i in batch], header, device)
+        else:
+            TOKENS.add(computed_tokens=sum(prompt_tokens), attended_pairs=sum(map(causal_pairs, prompt_tokens)))
         if temperature > 0:
             torch.manual_seed(seed * 100_003 + number)
-            kwargs = dict(do_sample=True, temperature=temperature, top_k=0, top_p=1.0)
+            kwargs.update(do_sample=True, temperature=temperature, top_k=0, top_p=1.0)
         with torch.inference_mode():
             generated = model.generate(input_ids=input_ids, attention_mask=mask, max_new_tokens=max_new_tokens,
                                        pad_token_id=pad_id, eos_token_id=tokenizer.eos_token_id,
@@ -91,6 +109,46 @@ def generate_with(model, tokenizer, prompts: list[str], max_new_tokens: int = 40
         for row, i in enumerate(batch):
             out[i] = cut_at_stop(tokenizer.decode(new[row], skip_special_tokens=True), stop)
     return out
+
+
+def _shared_header(sequences: list[list[int]]) -> int:
+    """Tokens every sequence of the batch starts with, leaving each at least one of its own (0 when
+    fewer than MIN_PREFIX, or for a batch of one: nothing to share)."""
+    if len(sequences) < 2:
+        return 0
+    n = min(min(common_prefix_length(sequences[0], s) for s in sequences[1:]), min(map(len, sequences)) - 1)
+    return n if n >= MIN_PREFIX else 0
+
+
+@torch.inference_mode()
+def _prefilled_cache(model, tokenizer, sequences: list[list[int]], header: int, device) -> DynamicCache:
+    """The key/value cache of every sequence but its last token, in the left-padded layout
+    `model.generate` continues from, with the shared `header` run once (see the module doc)."""
+    base = model.base_model
+    cache = DynamicCache()  # no config: every layer keeps every position (see alignlab.lm.prefix)
+    head = torch.tensor([sequences[0][:header]], device=device)
+    base(input_ids=head, position_ids=torch.arange(header, device=device)[None], cache=cache, use_cache=True)
+    cache.batch_repeat_interleave(len(sequences))
+    rests = [s[header:-1] for s in sequences]
+    lengths = [len(r) for r in rests]
+    TOKENS.add(computed_tokens=header + sum(lengths) + len(sequences),
+               attended_pairs=causal_pairs(header) + sum(causal_pairs(header + len(r) + 1, header) for r in rests))
+    if max(lengths):
+        ids, mask = pad_batch(tokenizer, [r or [pad_token_id(tokenizer)] for r in rests], side="right", device=device)
+        mask[[i for i, n in enumerate(lengths) if n == 0]] = 0
+        full_mask = torch.cat([torch.ones(len(rests), header, dtype=mask.dtype, device=device), mask], dim=1)
+        base(input_ids=ids, attention_mask=full_mask, position_ids=header + position_ids(mask), cache=cache,
+             use_cache=True)
+    # row i holds [header, rest_i, pads]; generate wants [pads, header, rest_i]: shift each row right
+    width = header + max(lengths)
+    shift = torch.tensor([max(lengths) - n for n in lengths], device=device)
+    columns = (torch.arange(width, device=device)[None] - shift[:, None]).clamp(min=0)  # pads read column 0
+    rows = torch.arange(len(sequences), device=device)[:, None]
+    layers = []
+    for layer in cache.layers:
+        keys, values = layer.keys[:, :, :width].transpose(1, 2), layer.values[:, :, :width].transpose(1, 2)
+        layers.append((keys[rows, columns].transpose(1, 2), values[rows, columns].transpose(1, 2)))
+    return DynamicCache(layers)
 
 
 def generate(model_name: str, prompts: list[str], max_new_tokens: int = 40, temperature: float = 0.0,

@@ -22,6 +22,7 @@ from scipy.special import softmax
 
 from alignlab.cache import Cache
 from alignlab.lm import scoring
+from alignlab.lm.generation import apply_chat
 from alignlab.models.load import load_causal_lm
 
 JUDGE_FORMATS = ("ab", "yesno")
@@ -75,12 +76,12 @@ def score_requests(requests: list[dict], score) -> np.ndarray:
     return p
 
 
-def judge_probabilities(items, requests, p) -> dict:
+def judge_probabilities(items, requests, p, key_fields=("protocol", "variant", "round")) -> dict:
     """Mean over orders (and any other field not in the key, e.g. debate positions):
-    {(protocol, variant, round): array (n_items,)}."""
+    {(protocol, variant, round): array (n_items,)}, or keyed by other request fields `key_fields`."""
     sums, counts = {}, {}
     for r, prob in zip(requests, p):
-        key = (r["protocol"], r["variant"], r["round"])
+        key = tuple(r[f] for f in key_fields)
         sums.setdefault(key, np.zeros(len(items)))
         counts.setdefault(key, np.zeros(len(items)))
         sums[key][r["item"]] += prob
@@ -88,12 +89,23 @@ def judge_probabilities(items, requests, p) -> dict:
     return {k: sums[k] / np.maximum(counts[k], 1) for k in sums}
 
 
-def label_scorer(model_name: str, batch_size: int = 32, progress: bool = False):
+def label_scorer(model_name: str, batch_size: int = 32, progress: bool = False, chat: bool = False):
     """`score(prompts, labels) -> (n, n_labels) log-probs` of the causal LM `model_name`, cached
-    (kind `judge_scores`) by the model's name, the prompts and the labels."""
+    (kind `judge_scores`) by the model's name, the prompts and the labels. With `chat`, each prompt
+    is sent as one user message through the model's chat template (an instruction-tuned judge
+    answers in its assistant turn); the labels are then scored without their leading space, as the
+    first token of that turn."""
     def score(prompts, labels):
+        key = dict(judge=model_name, prompts=prompts, labels=labels)
+        if chat:  # raw-text entries predate `chat` and keep their keys
+            key["chat"] = True
+
         def compute():
             model, tokenizer = load_causal_lm(model_name)
-            return scoring.score_labels(model, tokenizer, prompts, labels, batch_size=batch_size, progress=progress)
-        return Cache().memo("judge_scores", JUDGE_VERSION, compute, judge=model_name, prompts=prompts, labels=labels)
+            shown, answers = prompts, labels
+            if chat:
+                shown = [apply_chat(tokenizer, p, chat=True) for p in prompts]
+                answers = [label.lstrip() for label in labels]
+            return scoring.score_labels(model, tokenizer, shown, answers, batch_size=batch_size, progress=progress)
+        return Cache().memo("judge_scores", JUDGE_VERSION, compute, **key)
     return score

@@ -10,12 +10,15 @@ options, in-context labels, a judge's verdict tokens. This is the one implementa
 
 How. The context is tokenized with the tokenizer's special tokens (e.g. Gemma's <bos>), the
 continuation without, separately, so the scored tokens are exactly the continuation's own (no
-merge across the boundary). Pairs are sorted by length and batched; each batch is LEFT-padded
-(`alignlab.lm.batching.pad_batch`) so that every sequence ends at the last position, which lets
-the model compute logits for only the last few positions (`logits_to_keep`), skipping the
-vocabulary projection everywhere else. Position ids are taken from the attention mask, so a
-padded sequence is scored exactly as it would be alone (tests/test_scoring.py checks this
-against an unbatched reference).
+merge across the boundary). The sequences go through `alignlab.lm.prefix.final_hidden`: those
+that share a prefix (demonstrations before every question, a question before each candidate, a
+transcript before a verdict in both orders) run it once and reuse its key/value cache; the rest
+run in length-sorted, padded batches. The vocabulary projection is computed only at the positions
+that are scored (`output_logits`), and the last token of a continuation is never run (nothing
+reads the prediction after it). Position ids are given explicitly, so every sequence is scored
+exactly as it would be alone (tests/test_scoring.py and tests/test_prefix.py check this against
+an unbatched reference). `share_prefix=False` turns the sharing off (benchmarks compare the two);
+`alignlab.lm.prefix.TOKENS` counts the tokens before and after sharing.
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from alignlab.lm.batching import pad_batch, position_ids
+from alignlab.lm.prefix import final_hidden, output_logits
 
 
 @dataclass
@@ -60,33 +63,27 @@ def _encode(tokenizer, contexts: list[str], continuations: list[str], max_length
 
 
 def score_pairs(model, tokenizer, pairs, batch_size: int = 32, max_length: int = 1024,
-                progress: bool = False) -> Scores:
+                progress: bool = False, share_prefix: bool = True) -> Scores:
     """Log-likelihood of each (context, continuation) pair under a causal LM."""
     pairs = list(pairs)
     if not pairs:
         return Scores(np.zeros(0), np.zeros(0, dtype=int))
     contexts, continuations = zip(*pairs)
     sequences = _encode(tokenizer, list(contexts), list(continuations), max_length)
-    order = sorted(range(len(sequences)), key=lambda i: len(sequences[i][0]), reverse=True)
-    device = next(model.parameters()).device
     totals = np.zeros(len(sequences), dtype=np.float64)
     lengths = np.array([n for _, n in sequences], dtype=int)
-
-    batches = [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
-    for batch in tqdm(batches, desc="scoring", disable=not progress):
-        input_ids, mask = pad_batch(tokenizer, [sequences[i][0] for i in batch], side="left", device=device)
-        width = input_ids.shape[1]
-        keep = max(sequences[i][1] for i in batch) + 1  # logits at position t predict token t+1
-        with torch.inference_mode():
-            logits = model(input_ids=input_ids, attention_mask=mask, position_ids=position_ids(mask),
-                           logits_to_keep=keep, use_cache=False).logits
-        # logits[:, j] is the prediction made at position width-keep+j for the token after it
-        logprobs = torch.log_softmax(logits[:, :-1].float(), dim=-1)  # predictions for the last keep-1 tokens
-        targets = input_ids[:, width - keep + 1:]
-        token_logprobs = logprobs.gather(-1, targets.unsqueeze(-1)).squeeze(-1)  # (batch, keep-1)
-        for row, i in enumerate(batch):
-            n = sequences[i][1]
-            totals[i] = token_logprobs[row, -n:].sum().item()
+    # the hidden state at position t predicts token t+1: run every token but the last, read the last n
+    inputs = [ids[:-1] for ids, _ in sequences]
+    batches = final_hidden(model, tokenizer, inputs, list(lengths), batch_size, share=share_prefix)
+    with torch.inference_mode():
+        for rows, hidden in tqdm(batches, desc="scoring", disable=not progress,
+                                 total=-(-len(sequences) // batch_size)):
+            logprobs = torch.log_softmax(output_logits(model, torch.cat(hidden)).float(), dim=-1)
+            targets = torch.tensor([t for i in rows for t in sequences[i][0][-lengths[i]:]], device=logprobs.device)
+            token_logprobs = logprobs.gather(-1, targets.unsqueeze(-1)).squeeze(-1).cpu().numpy()
+            ends = np.cumsum([lengths[i] for i in rows])
+            for i, part in zip(rows, np.split(token_logprobs, ends[:-1])):
+                totals[i] = part.sum()
     return Scores(totals, lengths)
 
 
@@ -107,7 +104,7 @@ def score_pairs_naive(model, tokenizer, pairs) -> Scores:
 
 
 def score_labels(model, tokenizer, contexts: list[str], labels: list[str], batch_size: int = 32,
-                 progress: bool = False) -> np.ndarray:
+                 progress: bool = False, share_prefix: bool = True) -> np.ndarray:
     """Log-probability of each of a few answer labels (e.g. [" A", " B"]) after each context: an
     (n_contexts, n_labels) array. When every label is one token, one forward pass per context
     gives all of them (the logits at the last position); otherwise it falls back to
@@ -118,19 +115,16 @@ def score_labels(model, tokenizer, contexts: list[str], labels: list[str], batch
         return np.zeros((0, len(labels)))
     if any(len(ids) != 1 for ids in label_ids):
         pairs = [(c, label) for c in contexts for label in labels]
-        return score_pairs(model, tokenizer, pairs, batch_size=batch_size, progress=progress).sum.reshape(
-            len(contexts), len(labels))
+        return score_pairs(model, tokenizer, pairs, batch_size=batch_size, progress=progress,
+                           share_prefix=share_prefix).sum.reshape(len(contexts), len(labels))
     targets = [ids[0] for ids in label_ids]
     context_ids = tokenizer(contexts, add_special_tokens=True)["input_ids"]
     sequences = [(ids or [tokenizer.eos_token_id])[-1024:] for ids in context_ids]
-    order = sorted(range(len(sequences)), key=lambda i: len(sequences[i]), reverse=True)
-    device = next(model.parameters()).device
     out = np.zeros((len(sequences), len(labels)))
-    batches = [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
-    for batch in tqdm(batches, desc="scoring", disable=not progress):
-        input_ids, mask = pad_batch(tokenizer, [sequences[i] for i in batch], side="left", device=device)
-        with torch.inference_mode():
-            logits = model(input_ids=input_ids, attention_mask=mask, position_ids=position_ids(mask),
-                           logits_to_keep=1, use_cache=False).logits
-        out[batch] = torch.log_softmax(logits[:, -1].float(), dim=-1)[:, targets].cpu().numpy()
+    batches = final_hidden(model, tokenizer, sequences, [1] * len(sequences), batch_size, share=share_prefix)
+    with torch.inference_mode():
+        for rows, hidden in tqdm(batches, desc="scoring", disable=not progress,
+                                 total=-(-len(sequences) // batch_size)):
+            logits = output_logits(model, torch.cat(hidden)).float()
+            out[rows] = torch.log_softmax(logits, dim=-1)[:, targets].cpu().numpy()
     return out

@@ -208,7 +208,7 @@ def check_value(notebook: str, p: Parameter, value, where: str = ""):
                     f"element {item!r} is {_kind(item)}.")
     if p.choices is not None:
         for item in items:
-            if item not in p.choices:
+            if item not in p.choices and not _is_local_dataset(p.name, item):
                 each = " (each element)" if is_list else ""
                 raise ParameterError(
                     f"{what} must be one of{each}: {', '.join(map(str, p.choices))}; got {item!r}.")
@@ -288,6 +288,12 @@ def resolve_paths(notebook: str, name: str, value, base: Path, where: str = "", 
         relative = "" if Path(value).expanduser().is_absolute() else f", relative to {base}"
         raise ParameterError(f"{what}: no such file or folder: {path} (got {value!r}{relative}).")
     return value
+
+
+def _is_local_dataset(name: str, value) -> bool:
+    """A `dataset` value that `resolve_paths` made an existing absolute path: a local copy of a
+    dataset (e.g. a SciQ folder), which the study's Config checks instead of the `# one of:` choices."""
+    return name == "dataset" and isinstance(value, str) and os.path.isabs(value) and os.path.exists(value)
 
 
 # ---------------------------------------------------------------------------------------------

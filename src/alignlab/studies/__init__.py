@@ -17,6 +17,9 @@ NOTEBOOKS = {
     "02_scalable_oversight": "oversight",
     "03_prompt_object_bias": "probing",
     "04_cultural_dimensions": "culture",
+    "05_w2sg_beyond_accuracy": "beyond_accuracy",
+    "06_o1_coder": "coder",
+    "07_recursive_w2sg": "recursive",
 }
 
 

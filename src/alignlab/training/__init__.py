@@ -9,4 +9,7 @@ study's `config.py` can check its parameters against them without importing nump
 MODES = ("probe", "finetune")  # linear heads on frozen features, or the model itself
 LOSSES = ("xent", "logconf", "product")  # see alignlab.training.losses
 METHODS = ("single", "bagging", "boosting")  # weak teachers; see alignlab.training.ensembles
-STUDENT_VAL = ("weak", "gold")  # the labels a student's epochs are chosen on
+# how a student's epoch is chosen: the last of the configured epochs (openai/weak-to-strong), or the
+# best validation agreement with the teacher's labels, or with gold labels (optimistic: gold labels
+# for the strong task are what weak-to-strong assumes missing)
+SELECTIONS = ("fixed", "weak-val", "gold-val")

@@ -20,8 +20,11 @@ each batch only to its own longest sequence (benchmarks/bench_train.py compares 
 loop).
 
 Both modes train with any loss of `alignlab.training.losses` on soft targets (n, C), with optional
-per-example weights, and keep the epoch with the best validation accuracy (`val_labels`: the
-labels the caller trusts for that choice; the test split is never seen here).
+per-example weights. Without `val_labels` a fit trains for the configured epochs and keeps the last
+one (openai/weak-to-strong's choice). With `val_labels` (the labels the caller trusts for the
+choice; the test split is never seen here) it keeps the epoch with the best validation accuracy,
+the LATEST among ties, so a tie cannot keep an epoch from before the confidence loss's weight has
+ramped up. Either way the trained model records `best_epoch` (1-based; the last epoch when fixed).
 """
 
 from __future__ import annotations
@@ -37,7 +40,7 @@ from scipy.special import softmax
 
 from alignlab.lm.batching import pad_batch
 from alignlab.models.load import load_classifier
-from alignlab.training.losses import compute_loss
+from alignlab.training.losses import ConfidenceWindow, compute_loss
 
 
 @dataclass(kw_only=True)
@@ -49,9 +52,11 @@ class FitConfig:
     lr: float
     batch_size: int
     weight_decay: float
-    alpha_max: float  # confidence / product loss: full weight after warm-up
+    alpha_max: float  # confidence loss: full weight after warm-up
     warmup_frac: float  # fraction of all steps over which that weight ramps up linearly
     seed: int
+    product_beta: float = 1.0  # product loss: the student's exponent, constant (openai: 1)
+    confidence_window: int = 256  # confidence loss: examples its class-balance threshold is taken over
 
 
 def as_targets(labels, n_classes: int = 2) -> np.ndarray:
@@ -71,10 +76,12 @@ def _accuracy(probs: np.ndarray, labels) -> float:
 
 
 class LinearHead:
-    """A standardizer (fit on the training features) and a linear layer; predict_proba -> (n, C)."""
+    """A standardizer (fit on the training features) and a linear layer; predict_proba -> (n, C).
+    `best_epoch`: the epoch kept (1-based)."""
 
-    def __init__(self, mean: np.ndarray, std: np.ndarray, weight: np.ndarray, bias: np.ndarray):
+    def __init__(self, mean: np.ndarray, std: np.ndarray, weight: np.ndarray, bias: np.ndarray, best_epoch: int = 0):
         self.mean, self.std, self.weight, self.bias = mean, std, weight, bias
+        self.best_epoch = best_epoch
 
     def logits(self, X: np.ndarray) -> np.ndarray:
         return ((X - self.mean) / self.std) @ self.weight.T + self.bias
@@ -120,14 +127,16 @@ def _train_head(X, targets, config: FitConfig, sample_weight, X_val, val_labels)
     steps_per_epoch = math.ceil(n / batch_size)
     total_steps = steps_per_epoch * config.epochs
     Xv = None if X_val is None else torch.from_numpy((np.asarray(X_val, dtype=np.float32) - mean) / std)
-    best, best_acc, step = None, -1.0, 0
-    for _ in range(config.epochs):
+    window = ConfidenceWindow(config.confidence_window)
+    best, best_acc, best_epoch, step = None, -1.0, config.epochs, 0
+    for epoch in range(1, config.epochs + 1):
         order = torch.randperm(n, generator=generator)
         for start in range(0, n, batch_size):
             idx = order[start:start + batch_size]
             loss = compute_loss(config.loss, head(Xt[idx]), targets[idx], step, total_steps,
                                 alpha_max=config.alpha_max, warmup_frac=config.warmup_frac,
-                                sample_weight=None if weights is None else weights[idx])
+                                sample_weight=None if weights is None else weights[idx],
+                                product_beta=config.product_beta, window=window)
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
@@ -135,11 +144,11 @@ def _train_head(X, targets, config: FitConfig, sample_weight, X_val, val_labels)
         if Xv is not None and val_labels is not None:
             with torch.no_grad():
                 acc = float((head(Xv).argmax(1).numpy() == np.asarray(val_labels)).mean())
-            if acc > best_acc:  # strictly better: ties keep the earlier epoch
-                best_acc, best = acc, copy.deepcopy(head.state_dict())
+            if acc >= best_acc:  # ties keep the later epoch
+                best_acc, best, best_epoch = acc, copy.deepcopy(head.state_dict()), epoch
     if best is not None:
         head.load_state_dict(best)
-    return LinearHead(mean, std, head.weight.detach().numpy().copy(), head.bias.detach().numpy().copy())
+    return LinearHead(mean, std, head.weight.detach().numpy().copy(), head.bias.detach().numpy().copy(), best_epoch)
 
 
 class ProbeLearner:
@@ -207,10 +216,12 @@ def _blocks(backbone):
 
 
 class FineTuned:
-    """A trained classifier with its tokenizer; predict_proba(texts) -> (n, C)."""
+    """A trained classifier with its tokenizer; predict_proba(texts) -> (n, C). `best_epoch`: the
+    epoch kept (1-based)."""
 
-    def __init__(self, classifier, tokenizer, max_length: int):
+    def __init__(self, classifier, tokenizer, max_length: int, best_epoch: int = 0):
         self.classifier, self.tokenizer, self.max_length = classifier, tokenizer, max_length
+        self.best_epoch = best_epoch
 
     def predict_proba(self, texts, batch_size: int = 64) -> np.ndarray:
         encoded = self.tokenizer(list(texts), truncation=True, max_length=self.max_length)["input_ids"]
@@ -235,9 +246,10 @@ def finetune_classifier(model, texts, targets, config: FitConfig, sample_weight=
     """Fine-tune `model` (a name, or a (classifier, tokenizer) pair) on texts against targets.
 
     The loop: tokenize once; batches of similar length, padded to their own longest sequence;
-    the loss of `config.loss` with its warm-up over all steps; the epoch with the best validation
-    accuracy is kept. `autocast_bf16` runs the forward pass in bfloat16 (faster on CPUs with bf16
-    matmuls, on GPUs), master weights stay fp32.
+    the loss of `config.loss` with its warm-up over all steps; the last epoch is kept, or with
+    `val_labels` the one with the best validation accuracy (the latest among ties). `autocast_bf16`
+    runs the forward pass in bfloat16 (faster on CPUs with bf16 matmuls, on GPUs), master weights
+    stay fp32.
     """
     torch.manual_seed(config.seed)  # head initialisation and LoRA adapters
     n_classes = 2 if np.asarray(targets).ndim == 1 else np.asarray(targets).shape[1]
@@ -252,9 +264,10 @@ def finetune_classifier(model, texts, targets, config: FitConfig, sample_weight=
     rng = np.random.default_rng(config.seed)
     steps_per_epoch = math.ceil(len(encoded) / config.batch_size)
     total_steps = steps_per_epoch * config.epochs
-    result = FineTuned(classifier, tokenizer, max_length)
+    result = FineTuned(classifier, tokenizer, max_length, best_epoch=config.epochs)
+    window = ConfidenceWindow(config.confidence_window)
     best, best_acc, step = None, -1.0, 0
-    for _ in range(config.epochs):
+    for epoch in range(1, config.epochs + 1):
         classifier.train()
         for idx in length_batches([len(e) for e in encoded], config.batch_size, rng):
             input_ids, mask = pad_batch(tokenizer, [encoded[i] for i in idx], side="right", device=device)
@@ -262,15 +275,16 @@ def finetune_classifier(model, texts, targets, config: FitConfig, sample_weight=
                 logits = classifier(input_ids, mask)
             loss = compute_loss(config.loss, logits.float(), targets[idx].to(device), step, total_steps,
                                 alpha_max=config.alpha_max, warmup_frac=config.warmup_frac,
-                                sample_weight=None if weights is None else weights[idx].to(device))
+                                sample_weight=None if weights is None else weights[idx].to(device),
+                                product_beta=config.product_beta, window=window)
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
             step += 1
         if val_texts is not None and val_labels is not None:
             acc = _accuracy(result.predict_proba(val_texts), val_labels)
-            if acc > best_acc:
-                best_acc = acc
+            if acc >= best_acc:  # ties keep the later epoch
+                best_acc, result.best_epoch = acc, epoch
                 best = {k: v.detach().clone() for k, v in classifier.state_dict().items()
                         if k in {n for n, p in classifier.named_parameters() if p.requires_grad}}
     if best is not None:

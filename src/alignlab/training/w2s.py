@@ -4,6 +4,7 @@ weak supervisor and measuring it (study 01 with weak models as teachers, study 0
 - `W2SConfig`: everything that shapes a trained head or model (part of study 01's cache keys).
 - `cached_features`, `cached_features_at`: pooled frozen features, one layer or a sweep in one pass.
 - `make_learner`: linear probes on frozen, `cached_features`, or a fine-tuned model; one API.
+- `choose_feature_layer`: the feature depth of a model, chosen on validation accuracy only.
 - `train_on_labels`: a student on soft labels and a ceiling on gold labels, evaluated once.
 - `pgr`: performance gap recovered, NaN with a `PGRUndefinedWarning` when there is no gap.
 - `accuracy_of`, `auroc_of`: the two test metrics of a (n, 2) probability array.
@@ -13,7 +14,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -94,7 +95,10 @@ class W2SConfig:
     key of each seed: field names and values must not change without a new cache version).
 
     `mode`, `losses` and `methods` (teachers: `alignlab.training.METHODS`, "single" first) are
-    always given; the other defaults are the settings study 02 trains its student with."""
+    always given; the other defaults are the settings study 02 trains its student with.
+    `selections` (`alignlab.training.SELECTIONS`) are the ways study 01 chooses a student's epoch;
+    study 01 trains one student per selection. `product_beta` is the product loss's own constant
+    weight (openai/weak-to-strong: 1); `alpha_max` and `warmup_frac` shape the confidence loss only."""
 
     mode: str = "probe"  # alignlab.training.MODES
     feature_layer: float = 0.5  # probe mode: the depth features are read at (fraction; 1.0 = last layer)
@@ -108,7 +112,8 @@ class W2SConfig:
     weight_decay: float = 1e-3
     alpha_max: float = 0.75
     warmup_frac: float = 0.2
-    student_val: str = "weak"  # alignlab.training.STUDENT_VAL: the labels the student's epochs are chosen on
+    product_beta: float = 1.0
+    selections: list = field(default_factory=lambda: ["fixed"])
     # finetune mode only
     train_layers: int | None = None
     lora_r: int = 0
@@ -121,10 +126,11 @@ class W2SConfig:
         if self.mode == "finetune":
             return FitConfig(loss=loss, epochs=self.finetune_epochs, lr=self.finetune_lr,
                              batch_size=self.finetune_batch_size, weight_decay=0.0,
-                             alpha_max=self.alpha_max, warmup_frac=self.warmup_frac, seed=seed)
+                             alpha_max=self.alpha_max, warmup_frac=self.warmup_frac, seed=seed,
+                             product_beta=self.product_beta)
         return FitConfig(loss=loss, epochs=self.epochs, lr=self.lr, batch_size=self.batch_size,
                          weight_decay=self.weight_decay, alpha_max=self.alpha_max,
-                         warmup_frac=self.warmup_frac, seed=seed)
+                         warmup_frac=self.warmup_frac, seed=seed, product_beta=self.product_beta)
 
 
 def accuracy_of(y, probs) -> float:
@@ -137,12 +143,34 @@ def auroc_of(y, probs) -> float:
     return float(auroc(y, probs[:, 1]))
 
 
-def make_learner(model_name: str, texts: dict, config: W2SConfig, progress: bool = False):
-    """A ProbeLearner on cached features, or a FinetuneLearner, for `model_name` on `texts` per split."""
+def make_learner(model_name: str, texts: dict, config: W2SConfig, progress: bool = False,
+                 layer: float | None = None):
+    """A ProbeLearner on cached features (read at `layer`, by default `config.feature_layer`), or a
+    FinetuneLearner, for `model_name` on `texts` per split."""
     if config.mode == "probe":
-        return ProbeLearner({split: cached_features(model_name, t, progress=progress, layer=config.feature_layer)
+        layer = config.feature_layer if layer is None else layer
+        return ProbeLearner({split: cached_features(model_name, t, progress=progress, layer=layer)
                              for split, t in texts.items()})
     return FinetuneLearner(model_name, texts, train_layers=config.train_layers, lora_r=config.lora_r)
+
+
+def choose_feature_layer(model_name: str, texts: dict, labels: dict, layers, config: W2SConfig, seed: int = 0,
+                 progress: bool = False) -> tuple[float, dict]:
+    """The depth among `layers` at which a probe of `model_name`, trained on the train split's gold
+    labels for the configured epochs, is most accurate on the validation split (the shallowest
+    among ties). The test split is not read: its features are computed later, at the chosen layer
+    only. The features of all `layers` come from one forward pass per split (`cached_features_at`).
+    Returns (layer, {layer: validation accuracy})."""
+    train = cached_features_at(model_name, texts["train"], layers, progress=progress)
+    validation = cached_features_at(model_name, texts["validation"], layers, progress=progress)
+    y, y_val = np.asarray(labels["train"]), np.asarray(labels["validation"])
+    accuracy = {}
+    for layer in sorted(train):
+        learner = ProbeLearner({"train": train[layer], "validation": validation[layer]})
+        head = learner.fit("train", np.arange(len(y)), y, config.fit_config("xent", seed))
+        accuracy[layer] = accuracy_of(y_val, learner.predict(head, "validation"))
+    best = max(accuracy.values())
+    return min(layer for layer, acc in accuracy.items() if acc >= best - 1e-12), accuracy
 
 
 def train_on_labels(learner, split: str, train_idx, soft_labels, gold_labels, test_idx, y_test,

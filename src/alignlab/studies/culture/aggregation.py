@@ -1,14 +1,24 @@
-"""Aggregates of study 04's per-prompt scores, with bootstrap CIs.
+"""From per-prompt answers to CDEval's orientation: votes, a majority per question, shares.
 
-- `aggregate()` averages orientation per model x method x dimension (x domain), with 95% CIs
-  from a two-way percentile bootstrap: items AND templates resampled with replacement (for
-  `loglik` there is one template, so it is a bootstrap over items).
-- `consistency()` is the share of (item, template) pairs whose chosen pole survives swapping the
-  options, `position_bias()` the share of forced-choice prompts won by the first-listed label;
-  both with a bootstrap CI over items, and both empty when no forced choice was scored.
-- `stability()` asks whether an orientation is left beyond noise and position bias.
-
-The only randomness is the bootstrap (`seed`); scoring itself is deterministic.
+1. `votes()`: every answer becomes a vote for the high pole (1) or the low pole (0):
+   - `loglik`    one vote per item: the option with the higher length-normalized log-likelihood;
+   - `choice`    one vote per item x template, taken AFTER removing position bias in log-odds: the
+                 high pole's log-odds are averaged over the two orders (a constant pull towards the
+                 first label adds to one order and subtracts from the other, so it cancels), then
+                 the vote is their sign;
+   - `generate`  one vote per parsed answer (item x template x order x sample); unparseable
+                 answers cast no vote. Both orders are asked equally often, so a pure position
+                 preference splits the votes rather than moving them.
+2. `question_answers()`: a hard majority vote per question: 1 (high pole), 0 (low pole), 0.5 on a
+   tie, NaN without a vote; `agreement` is how one-sided the vote was (0: a tie, 1: unanimous).
+3. `orientation_shares()`: the share of a group's questions answered with the high pole (CDEval's
+   orientation likelihood), with a 95% bootstrap CI over questions, drawn only from at least
+   MIN_ITEMS questions.
+4. `position_bias()`: per model and ordered method, the share of answers that pick the first-listed
+   option, the mean log-odds of the first label (`choice`), and the share of item x template
+   (x sample) pairs answered by position alone (the same position in both orders): when that share
+   exceeds `position_dominance`, position bias dominates and verdicts are withheld.
+5. `paired_differences()`: model A minus model B on the same questions, paired bootstrap CI.
 """
 
 from __future__ import annotations
@@ -19,52 +29,70 @@ import numpy as np
 import pandas as pd
 
 from alignlab.data.cultural import DIMENSIONS, DOMAINS
-from alignlab.stats import bootstrap_ci
+from alignlab.stats import bootstrap_ci, paired_bootstrap_ci
+from alignlab.studies.culture.prompts import MIN_ITEMS
+
+ITEM_KEYS = ["model", "method", "id", "Dimension", "Domain"]
+VOTE_COLUMNS = [*ITEM_KEYS, "template", "order", "sample", "vote_high"]
 
 
-def item_orientation(scores) -> pd.DataFrame:
-    """Per model x method x item: orientation averaged over templates and orders."""
-    return (scores.groupby(["model", "method", "id", "Dimension", "Domain"], sort=False)["p_high"]
-            .mean().reset_index(name="orientation"))
+def votes(scores) -> pd.DataFrame:
+    """One row per vote (VOTE_COLUMNS): vote_high is 1, 0, or NaN (an unparseable answer).
+    `order` is "none" for loglik and "both" for choice (the two orders already combined)."""
+    tables = []
+    for method, part in scores.groupby("method", sort=False):
+        if method == "loglik":
+            high = part["logp_first"] - part["logp_second"]  # first is always Option 1 here
+            tables.append(part.assign(order="none", sample=0, vote_high=_sign_vote(high)))
+        elif method == "choice":
+            high = (part["logp_first"] - part["logp_second"]).where(part["order"] == "original",
+                                                                   part["logp_second"] - part["logp_first"])
+            debiased = part.assign(high=high).groupby([*ITEM_KEYS, "template"], sort=False)["high"].mean()
+            tables.append(debiased.reset_index().assign(order="both", sample=0,
+                                                        vote_high=lambda t: _sign_vote(t["high"])))
+        elif method == "generate":
+            tables.append(part.assign(vote_high=part["chose_high"].astype(float)))
+        else:
+            raise ValueError(f"unknown method {method!r} in the scores")
+    return pd.concat([t[VOTE_COLUMNS] for t in tables], ignore_index=True)
 
 
-def _item_template_matrix(group):
-    """Items x templates matrix of order-averaged p_high (NaN where missing)."""
-    return group.groupby(["id", "template"])["p_high"].mean().unstack("template").to_numpy()
+def _sign_vote(log_odds) -> np.ndarray:
+    """1 above 0, 0 below, 0.5 at exactly 0 (no preference)."""
+    return np.sign(np.asarray(log_odds, float)) / 2 + 0.5
 
 
-def two_way_bootstrap(matrix, n_boot: int = 2000, level: float = 0.95, seed: int = 0):
-    """Mean of an items x templates matrix, and a percentile CI from resampling items (rows) and
-    templates (columns) independently with replacement. One column: a bootstrap over items.
-    Written out because scipy.stats.bootstrap resamples one axis only."""
-    matrix = np.asarray(matrix, dtype=float)
-    if matrix.ndim != 2 or matrix.size == 0:
-        raise ValueError(f"expected a non-empty 2-d matrix, got shape {matrix.shape}")
-    rng = np.random.default_rng(seed)
-    n_items, n_templates = matrix.shape
-    rows = rng.integers(0, n_items, size=(n_boot, n_items))
-    cols = rng.integers(0, n_templates, size=(n_boot, n_templates))
-    stats = np.array([np.nanmean(matrix[np.ix_(r, c)]) for r, c in zip(rows, cols)])
-    alpha = (1 - level) / 2
-    return float(np.nanmean(matrix)), float(np.nanquantile(stats, alpha)), float(np.nanquantile(stats, 1 - alpha))
+def question_answers(vote_table) -> pd.DataFrame:
+    """Per model x method x question: n_votes, high_share, answer (majority: 1 high, 0 low, 0.5 tie,
+    NaN without a vote), agreement = |2 high_share - 1|."""
+    grouped = vote_table.groupby(ITEM_KEYS, sort=False)["vote_high"]
+    table = pd.DataFrame({"n_votes": grouped.count(), "high_share": grouped.mean()}).reset_index()
+    share = table["high_share"].to_numpy(float)
+    table["answer"] = np.where(share > 0.5, 1.0, np.where(share < 0.5, 0.0, 0.5))
+    table.loc[table["n_votes"] == 0, "answer"] = np.nan
+    table["agreement"] = np.abs(2 * share - 1)
+    return table
+
+
+def orientation_shares(answers, by=("model", "method", "Dimension"), n_boot: int = 2000, seed: int = 0) -> pd.DataFrame:
+    """Share of questions answered with the high pole per group (ties count one half): columns
+    by..., orientation, lo, hi (95% bootstrap over questions; NaN below MIN_ITEMS questions),
+    n_items (questions with a vote), n_ties, n_unanswered."""
+    records = []
+    for key, group in answers.groupby(list(by), sort=False):
+        values = group["answer"].dropna().to_numpy(float)
+        lo, hi = bootstrap_ci(values, n_boot=n_boot, seed=seed) if len(values) >= MIN_ITEMS else (np.nan, np.nan)
+        records.append({**_group_key(by, key), "orientation": values.mean() if len(values) else np.nan,
+                        "lo": lo, "hi": hi, "n_items": len(values), "n_ties": int((values == 0.5).sum()),
+                        "n_unanswered": int(group["answer"].isna().sum())})
+    return sort_dimensions(pd.DataFrame(records))
 
 
 def _group_key(by, key) -> dict:
     return dict(zip(by, key if isinstance(key, tuple) else (key,)))
 
 
-def aggregate(scores, by=("model", "method", "Dimension"), n_boot: int = 2000, seed: int = 0) -> pd.DataFrame:
-    """Mean orientation per group with a 95% two-way (items x templates) bootstrap CI:
-    columns by..., mean, lo, hi, n_items, n_templates."""
-    records = []
-    for key, group in scores.groupby(list(by), sort=False):
-        mean, lo, hi = two_way_bootstrap(_item_template_matrix(group), n_boot=n_boot, seed=seed)
-        records.append({**_group_key(by, key), "mean": mean, "lo": lo, "hi": hi,
-                        "n_items": group["id"].nunique(), "n_templates": group["template"].nunique()})
-    return _sort_dims(pd.DataFrame(records))
-
-
-def _sort_dims(table):
+def sort_dimensions(table):
     """Rows by model, method, then dimensions and domains in their canonical order."""
     if "Dimension" in table:
         table = table.assign(_d=table["Dimension"].map(DIMENSIONS.index))
@@ -75,88 +103,54 @@ def _sort_dims(table):
     return table
 
 
-def _bootstrap_share(per_item, n_boot, seed):
-    per_item = np.asarray(per_item, float)
-    lo, hi = bootstrap_ci(per_item, n_boot=n_boot, seed=seed) if len(per_item) > 1 else (np.nan, np.nan)
-    return float(per_item.mean()), float(lo), float(hi)
-
-
-def consistency(scores, by=("model",), n_boot: int = 2000, seed: int = 0) -> pd.DataFrame:
-    """Order-swap consistency of forced choice: the share of (item, template) pairs whose chosen
-    pole is the same in both orders. CI: bootstrap over items (each item's share over templates).
-    Columns by..., consistency, lo, hi, n_items; an empty table without forced-choice rows."""
-    choice = scores[scores["method"] == "choice"]
-    if choice.empty:
-        return pd.DataFrame()
-    wide = choice.pivot_table(index=["model", "template", "id"], columns="order", values="chose_high",
-                              aggfunc="first").reset_index()
-    wide["same"] = (wide["original"] == wide["swapped"]).astype(float)
+def position_bias(scores, position_dominance: float = 0.5, by=("model", "method"), n_boot: int = 2000,
+                  seed: int = 0) -> pd.DataFrame:
+    """Per model x ordered method (choice, generate), or per `by` (e.g. with "template"):
+    first_share (share of answers, over both orders, that pick the first-listed option; 0.5 =
+    none) with a bootstrap CI over items,
+    first_logodds (mean log-odds of the first label over the second; choice only),
+    position_driven (share of item x template x sample pairs whose two orders pick the same
+    position, i.e. whose answer follows the position, not the content), dominated
+    (position_driven > position_dominance), unparseable (share of answers not read; generate)."""
     records = []
-    for key, group in wide.groupby(list(by), sort=False):
-        per_item = group.groupby("id")["same"].mean()
-        mean, lo, hi = _bootstrap_share(per_item, n_boot, seed)
-        records.append({**_group_key(by, key), "consistency": mean, "lo": lo, "hi": hi, "n_items": len(per_item)})
-    return pd.DataFrame(records)
+    ordered = scores[scores["method"].isin(["choice", "generate"])]
+    for key, part in ordered.groupby(list(by), sort=False):
+        method = _group_key(by, key)["method"]
+        part = part.assign(sample=part["sample"].fillna(0) if "sample" in part else 0)
+        first = part["chose_first"].astype(float)
+        per_item = first.groupby(part["id"]).mean().dropna()
+        lo, hi = bootstrap_ci(per_item, n_boot=n_boot, seed=seed) if len(per_item) >= MIN_ITEMS else (np.nan, np.nan)
+        pairs = part.assign(first=first).pivot_table(index=["id", "template", "sample"], columns="order",
+                                                     values="first", aggfunc="first", dropna=False)
+        both = pairs.dropna() if {"original", "swapped"} <= set(pairs.columns) else pairs.iloc[0:0]
+        driven = float((both["original"] == both["swapped"]).mean()) if len(both) else np.nan
+        logodds = float((part["logp_first"] - part["logp_second"]).mean()) if method == "choice" else np.nan
+        records.append({**_group_key(by, key), "first_share": float(first.mean()), "lo": lo, "hi": hi,
+                        "first_logodds": logodds, "position_driven": driven, "n_pairs": len(both),
+                        "dominated": bool(driven > position_dominance) if len(both) else False,
+                        "unparseable": float(1 - part["chose_first"].notna().mean())})
+    return pd.DataFrame(records, columns=[*by, "first_share", "lo", "hi", "first_logodds",
+                                          "position_driven", "n_pairs", "dominated", "unparseable"])
 
 
-def position_bias(scores, by=("model",), n_boot: int = 2000, seed: int = 0) -> pd.DataFrame:
-    """The share of forced-choice prompts won by the first-listed label (0.5: no position bias),
-    with a bootstrap CI over items. Columns by..., first_share, lo, hi; an empty table without
-    forced-choice rows."""
-    choice = scores[scores["method"] == "choice"]
+def paired_differences(answers, n_boot: int = 2000, seed: int = 0) -> pd.DataFrame:
+    """For every pair of models, per method and dimension: mean difference of their per-question
+    answers (A - B) on the questions both answered, with a 95% paired bootstrap CI over
+    questions (NaN below MIN_ITEMS), and the SD of the per-question differences."""
     records = []
-    for key, group in choice.groupby(list(by), sort=False):
-        per_item = group.groupby("id")["chose_first"].mean()
-        mean, lo, hi = _bootstrap_share(per_item, n_boot, seed)
-        records.append({**_group_key(by, key), "first_share": mean, "lo": lo, "hi": hi})
-    return pd.DataFrame(records)
-
-
-def stability(scores, dim_table=None, n_boot: int = 2000, seed: int = 0) -> pd.DataFrame:
-    """Is there an orientation beyond noise and position bias? Per model and method:
-
-    - dims_off_middle: dimensions whose 95% CI excludes 0.5 (of 6);
-    - template_agreement: mean pairwise Pearson r between templates of per-item orientation
-      (order-averaged); near 0 means the item-level preferences depend on the prompt;
-    - split_half: Pearson r over the six dimensions between the orientation of two random halves
-      of the items (per dimension), averaged over 20 splits: do the dimension means replicate;
-    - method_agreement: Pearson r between loglik and choice per-item orientation (choice row).
-    """
-    dim_table = aggregate(scores, n_boot=n_boot, seed=seed) if dim_table is None else dim_table
-    items = item_orientation(scores)
-    rng = np.random.default_rng(seed)
-    records = []
-    for (model, method), group in scores.groupby(["model", "method"], sort=False):
-        dims = dim_table[(dim_table["model"] == model) & (dim_table["method"] == method)]
-        off = int(((dims["lo"] > 0.5) | (dims["hi"] < 0.5)).sum())
-        per_template = group.groupby(["id", "template"])["p_high"].mean().unstack("template")
-        rs = [_corr(per_template[a], per_template[b]) for a, b in itertools.combinations(per_template.columns, 2)]
-        mine = items[(items["model"] == model) & (items["method"] == method)]
-        halves = []
-        for _ in range(20):
-            half = rng.random(len(mine)) < 0.5
-            a = mine[half].groupby("Dimension")["orientation"].mean()
-            b = mine[~half].groupby("Dimension")["orientation"].mean()
-            both = a.index.intersection(b.index)
-            if len(both) >= 3:
-                halves.append(_corr(a[both], b[both]))
-        agree = np.nan
-        if method == "choice":
-            other = items[(items["model"] == model) & (items["method"] == "loglik")]
-            if len(other):
-                joined = mine.merge(other, on="id", suffixes=("", "_loglik"))
-                agree = _corr(joined["orientation"], joined["orientation_loglik"])
-        records.append({"model": model, "method": method, "dims_off_middle": off, "n_dims": len(dims),
-                        "template_agreement": float(np.nanmean(rs)) if rs else np.nan,
-                        "split_half": float(np.nanmean(halves)) if halves else np.nan,
-                        "method_agreement": agree})
-    return pd.DataFrame(records)
-
-
-def _corr(a, b) -> float:
-    """Pearson r over the pairs without NaN; NaN with fewer than 3 pairs or no spread."""
-    a, b = np.asarray(a, float), np.asarray(b, float)
-    ok = ~(np.isnan(a) | np.isnan(b))
-    if ok.sum() < 3 or a[ok].std() == 0 or b[ok].std() == 0:
-        return np.nan
-    return float(np.corrcoef(a[ok], b[ok])[0, 1])
+    models = list(dict.fromkeys(answers["model"]))
+    for (method, dim), part in answers.groupby(["method", "Dimension"], sort=False):
+        wide = part.pivot_table(index="id", columns="model", values="answer", aggfunc="first")
+        for a, b in itertools.combinations([m for m in models if m in wide.columns], 2):
+            pair = wide[[a, b]].dropna()
+            diff = (pair[a] - pair[b]).to_numpy(float)
+            lo, hi = (paired_bootstrap_ci(pair[a], pair[b], n_boot=n_boot, seed=seed) if len(pair) >= MIN_ITEMS
+                      else (np.nan, np.nan))
+            records.append({"method": method, "Dimension": dim, "model_a": a, "model_b": b,
+                            "difference": diff.mean() if len(diff) else np.nan, "lo": lo, "hi": hi,
+                            "sd": diff.std(ddof=1) if len(diff) > 1 else np.nan, "n_items": len(diff)})
+    table = pd.DataFrame(records)
+    if len(table):
+        table = table.assign(_d=table["Dimension"].map(DIMENSIONS.index)).sort_values(
+            ["method", "model_a", "model_b", "_d"], kind="stable").drop(columns="_d").reset_index(drop=True)
+    return table

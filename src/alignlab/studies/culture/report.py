@@ -1,31 +1,32 @@
 """Tables, figures, metrics and the conclusion of study 04 (cultural dimensions).
 
-    dims = aggregation.aggregate(scores)
-    consist, bias = aggregation.consistency(scores), aggregation.position_bias(scores)
-    compare_with_paper(dims)                   # observed high/low/middle vs the paper's pattern
-    print(conclusion(dims, consist, bias, aggregation.stability(scores, dims)))
-    metrics(dims, consist, bias)               # the flat metrics.json
+    votes = aggregation.votes(scores); answers = aggregation.question_answers(votes)
+    dims = aggregation.orientation_shares(answers); bias = aggregation.position_bias(scores)
+    table = verdicts.verdicts(votes, dims, bias, margin=0.15)
+    dimension_table(table)                      # six dimensions x models, every method, with verdicts
+    print(conclusion(table, bias, aggregation.paired_differences(answers), margin=0.15))
+    metrics(table, bias)                        # the flat metrics.json
 """
 
 from __future__ import annotations
-
-import warnings
 
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import seaborn as sns
-from matplotlib import MatplotlibDeprecationWarning
+from scipy import stats as scipy_stats
 
-from alignlab.data.cultural import DIMENSIONS
+from alignlab.data.cultural import DIMENSIONS, DOMAINS
 from alignlab.figures import bar_with_ci, figsize, use_style
 from alignlab.stats import format_ci
-from alignlab.studies.culture.aggregation import item_orientation
-from alignlab.studies.culture.config import primary_method
+from alignlab.studies.culture.prompts import MIN_ITEMS
 
 # The source paper's pattern for most models (CDEval, Wang et al. 2024): orientation below,
 # above, or near the middle (0.5).
 PAPER_PATTERN = {"PDI": "low", "IDV": "middle", "UAI": "middle", "MAS": "low", "LTO": "high", "IVR": "high"}
+VERDICT_PATTERN = {"oriented high": "high", "oriented low": "low", "equivalent to the middle": "middle"}
+VERDICT_CODE = {"oriented high": 1.0, "oriented low": -1.0, "equivalent to the middle": 0.0}
+VERDICT_MARK = {"oriented high": "H", "oriented low": "L", "equivalent to the middle": "M", "not determined": "?"}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -33,166 +34,181 @@ PAPER_PATTERN = {"PDI": "low", "IDV": "middle", "UAI": "middle", "MAS": "low", "
 
 def item_counts(items) -> pd.DataFrame:
     """Items per Dimension (rows, canonical order) x Domain (columns)."""
-    return items.groupby(["Dimension", "Domain"]).size().unstack().reindex(list(DIMENSIONS))
+    return (items.groupby(["Dimension", "Domain"]).size().unstack(fill_value=0)
+            .reindex(index=list(DIMENSIONS), columns=[d for d in DOMAINS if d in set(items["Domain"])], fill_value=0))
 
 
-def score_summary(scores) -> pd.DataFrame:
-    """Mean p_first and p_high per model, method, template and order (rounded to 3 digits)."""
-    return scores.groupby(["model", "method", "template", "order"])[["p_first", "p_high"]].mean().round(3)
-
-
-def classify(lo: float, hi: float) -> str:
-    """high if the CI lies above 0.5, low if below, middle if it contains 0.5."""
-    return "high" if lo > 0.5 else "low" if hi < 0.5 else "middle"
-
-
-def compare_with_paper(dim_table) -> pd.DataFrame:
-    """Per model x method x dimension: observed (high/low/middle from the CI), the paper's
-    pattern, and whether they match."""
-    table = dim_table.copy()
-    table["observed"] = [classify(lo, hi) for lo, hi in zip(table["lo"], table["hi"])]
-    table["paper"] = table["Dimension"].map(PAPER_PATTERN)
-    table["match"] = table["observed"] == table["paper"]
+def dimension_table(verdict_table) -> pd.DataFrame:
+    """Rows model x Dimension, one column per method: "orientation [lo, hi] verdict"."""
+    cells = verdict_table.assign(cell=[
+        f"{_ci_text(r.orientation, r.lo, r.hi)} {r.verdict}" for r in verdict_table.itertuples()])
+    table = cells.pivot_table(index=["model", "Dimension"], columns="method", values="cell", aggfunc="first",
+                              sort=False)
+    table.columns.name = None
     return table
+
+
+def _ci_text(mean, lo, hi) -> str:
+    if np.isnan(mean):
+        return "n/a"
+    return f"{mean:.2f}" if np.isnan(lo) else format_ci(mean, lo, hi, 2)
+
+
+def compare_with_paper(verdict_table) -> pd.DataFrame:
+    """Per model x method x dimension: the verdict, the paper's pattern, and `agrees` (True, False,
+    or None when the verdict is "not determined")."""
+    table = verdict_table[["model", "method", "Dimension", "orientation", "verdict"]].copy()
+    table["paper"] = table["Dimension"].map(PAPER_PATTERN)
+    observed = table["verdict"].map(VERDICT_PATTERN)
+    table["agrees"] = [None if pd.isna(o) else o == p for o, p in zip(observed, table["paper"])]
+    return table
+
+
+def detectable_difference(sd: float, n: int, alpha: float = 0.05, power: float = 0.8) -> float:
+    """The smallest true mean difference a two-sided test at `alpha` detects with `power`, from `n`
+    paired questions whose differences have standard deviation `sd` (normal approximation)."""
+    if n < 2 or not np.isfinite(sd):
+        return float("nan")
+    z = scipy_stats.norm.ppf(1 - alpha / 2) + scipy_stats.norm.ppf(power)
+    return float(z * sd / np.sqrt(n))
+
+
+def detectable_by_size(differences, n_items) -> pd.DataFrame:
+    """Per method: the median SD of per-question paired differences (between models, over
+    dimensions) and the minimum detectable difference of one dimension with `n_items` questions
+    each (a dict name -> count, e.g. {"this run": 21, "whole bank": 35})."""
+    if not len(differences):
+        return pd.DataFrame()
+    sd = differences.groupby("method")["sd"].median()
+    return pd.DataFrame({"sd_paired": sd, **{f"mdd ({name}, n={n})": [detectable_difference(s, n) for s in sd]
+                                              for name, n in n_items.items()}})
 
 
 # ---------------------------------------------------------------------------------------------
 # Conclusion and metrics
 
-def conclusion(dim_table, consist, bias, stab) -> str:
-    """Markdown stating what the run shows, with the numbers: the orientations against the
-    paper's pattern, position bias, order-swap consistency, and stability."""
-    compared = compare_with_paper(dim_table)
-    lines = ["**Orientation per dimension** (probability of the high pole; 95% CI; paper's pattern: low PDI "
-             "and MAS, high LTO and IVR, near-middle UAI and IDV):", ""]
-    for (model, method), group in compared.groupby(["model", "method"], sort=False):
-        cells = ", ".join(f"{r.Dimension} {format_ci(r.mean, r.lo, r.hi, 2)} ({r.observed})"
+def conclusion(verdict_table, bias, differences, margin: float) -> str:
+    """Markdown stating what the run shows, with the numbers: the verdicts per model and method,
+    position bias, agreement with the paper's pattern where a verdict exists, and the paired
+    differences between models whose CI excludes 0."""
+    lines = [f"**Verdicts per dimension** (share of questions answered with the high pole, 95% CI over questions; "
+             f"\"middle\" = TOST within 0.5 ± {margin:g} and answers more consistent than the null model's):", ""]
+    for (model, method), group in verdict_table.groupby(["model", "method"], sort=False):
+        counts = group["verdict"].value_counts()
+        cells = ", ".join(f"{r.Dimension} {_ci_text(r.orientation, r.lo, r.hi)} ({r.verdict})"
                           for r in group.itertuples())
-        lines.append(f"- `{model}`, {method}: {cells}. Matches the paper's pattern on "
-                     f"{int(group['match'].sum())} of {len(group)} dimensions"
-                     + (f" ({', '.join(group.loc[group['match'], 'Dimension'])})." if group["match"].any() else "."))
+        compared = compare_with_paper(group)
+        decided = compared[compared["agrees"].notna()]
+        paper = (f"where a verdict exists it agrees with the paper's pattern on {int(decided['agrees'].sum())} of "
+                 f"{len(decided)} dimensions" if len(decided) else "no dimension gets a verdict to compare with "
+                 "the paper's pattern")
+        lines.append(f"- `{model}`, {method}: {cells}. {counts.get('not determined', 0)} of {len(group)} dimensions "
+                     f"not determined; {paper}.")
     lines.append("")
     if len(bias):
-        lines.append("**Position bias and order-swap consistency** (forced choice):")
+        lines.append("**Position bias** (answers over both orders; position-driven = same position chosen in both "
+                     "orders):")
         lines.append("")
         for r in bias.itertuples():
-            c = consist[consist["model"] == r.model]
-            cons = format_ci(c["consistency"].iloc[0], c["lo"].iloc[0], c["hi"].iloc[0], 2) if len(c) else "n/a"
-            off = abs(r.first_share - 0.5)
-            strength = "a strong" if off > 0.2 else "a moderate" if off > 0.05 else "little"
-            lines.append(f"- `{r.model}` picks the first-listed option in {format_ci(r.first_share, r.lo, r.hi, 2)} of "
-                         f"prompts ({strength} position bias); its choice survives swapping the options for "
-                         f"{cons} of item-template pairs (1.0 = fully order-consistent; 0 = it always picks the "
-                         f"same position).")
+            logodds = "" if np.isnan(r.first_logodds) else f", mean log-odds of the first label {r.first_logodds:+.2f}"
+            parse = f"; {r.unparseable:.0%} of its answers unparseable" if r.method == "generate" else ""
+            verdict = ("**position bias dominates: its verdicts are withheld**" if r.dominated else
+                       "content decides more pairs than position")
+            lines.append(f"- `{r.model}`, {r.method}: first-listed option chosen in "
+                         f"{_ci_text(r.first_share, r.lo, r.hi)} of answers{logodds}; {r.position_driven:.0%} of "
+                         f"{r.n_pairs} pairs position-driven: {verdict}{parse}.")
         lines.append("")
-    lines.append("**Stability beyond position bias** (orientations averaged over both orders):")
-    lines.append("")
-    for r in stab.itertuples():
-        stable = (r.dims_off_middle >= 1 and (np.isnan(r.template_agreement) or r.template_agreement > 0.3)
-                  and (np.isnan(r.split_half) or r.split_half > 0.5))
-        extra = "" if np.isnan(r.method_agreement) else f", agreement with loglik r = {r.method_agreement:.2f}"
-        verdict = ("shows a stable orientation (CIs off 0.5 on some dimensions, and the item-level preferences "
-                   "agree across templates and replicate across item halves)" if stable else
-                   "shows **no stable orientation** by these checks: either no dimension's CI excludes 0.5, or "
-                   "the item-level preferences change with the prompt template, or the dimension means do not "
-                   "replicate across random halves of the items")
-        lines.append(f"- `{r.model}`, {r.method}: {r.dims_off_middle}/{r.n_dims} dimensions off the middle; "
-                     f"template agreement r = {r.template_agreement:.2f}; split-half r = {r.split_half:.2f}{extra}. "
-                     f"It {verdict}.")
+    if len(differences):
+        clear = differences[(differences["lo"] > 0) | (differences["hi"] < 0)]
+        lines.append(f"**Paired differences between models** (same questions; 95% paired bootstrap CI): "
+                     f"{len(clear)} of {len(differences)} model-pair x method x dimension differences exclude 0"
+                     + (":" if len(clear) else "."))
+        for r in clear.itertuples():
+            lines.append(f"- {r.method}, {r.Dimension}: `{r.model_a}` − `{r.model_b}` = "
+                         f"{format_ci(r.difference, r.lo, r.hi, 2)} over {r.n_items} questions.")
     return "\n".join(lines)
 
 
-def metrics(dim_table, consist, bias=None) -> dict:
-    """The flat metrics.json: orientation_<model>_<DIM> (forced choice averaged over templates
-    and orders; loglik when choice was not run), its CI, orientation_loglik_<model>_<DIM>,
-    consistency_<model> and position_bias_<model> (when `bias` has rows)."""
+def metrics(verdict_table, bias) -> dict:
+    """The flat metrics.json: orientation_<method>_<model>_<DIM> with _lo/_hi, verdict_<method>_
+    <model>_<DIM> (1 oriented high, -1 low, 0 middle, NaN not determined), and per model and
+    ordered method position_first_share_, position_driven_ and (generate) unparseable_."""
     out = {}
-    primary = primary_method(set(dim_table["method"]))
-    for r in dim_table.itertuples():
-        if r.method == primary:
-            out[f"orientation_{r.model}_{r.Dimension}"] = r.mean
-            out[f"orientation_{r.model}_{r.Dimension}_lo"] = r.lo
-            out[f"orientation_{r.model}_{r.Dimension}_hi"] = r.hi
-        if r.method == "loglik":
-            out[f"orientation_loglik_{r.model}_{r.Dimension}"] = r.mean
-    for model in dim_table["model"].unique():
-        c = consist[consist["model"] == model] if len(consist) else consist
-        out[f"consistency_{model}"] = float(c["consistency"].iloc[0]) if len(c) else float("nan")
-    if bias is not None:
-        for r in bias.itertuples():
-            out[f"position_bias_{r.model}"] = r.first_share
+    for r in verdict_table.itertuples():
+        key = f"{r.method}_{r.model}_{r.Dimension}"
+        out[f"orientation_{key}"] = float(r.orientation)
+        out[f"orientation_{key}_lo"] = float(r.lo)
+        out[f"orientation_{key}_hi"] = float(r.hi)
+        out[f"verdict_{key}"] = VERDICT_CODE.get(r.verdict, float("nan"))
+    for r in bias.itertuples():
+        out[f"position_first_share_{r.method}_{r.model}"] = float(r.first_share)
+        out[f"position_driven_{r.method}_{r.model}"] = float(r.position_driven)
+        if r.method == "generate":
+            out[f"unparseable_{r.model}"] = float(r.unparseable)
     return out
 
 
 # ---------------------------------------------------------------------------------------------
 # Figures
 
-def plot_heatmap(dim_table, method: str = "choice"):
-    """Models x dimensions heatmap of orientation (0.5 = middle), annotated with the means."""
-    use_style()
-    table = dim_table[dim_table["method"] == method]
-    grid = table.pivot(index="model", columns="Dimension", values="mean").reindex(columns=list(DIMENSIONS))
-    fig, ax = plt.subplots(figsize=figsize("column", aspect=0.25 + 0.15 * len(grid)))
-    sns.heatmap(grid, annot=True, fmt=".2f", annot_kws={"fontsize": 7}, cmap="RdBu_r", vmin=0, vmax=1,
-                cbar_kws={"label": "P(high pole)"}, ax=ax)
-    ax.set_xlabel("")
-    ax.set_ylabel("")
-    ax.tick_params(axis="y", labelrotation=0)
-    ax.set_title(f"Orientation ({method})")
-    return fig
-
-
-def heatmaps(dim_table, methods) -> dict:
-    """One heatmap per method, by figure name: `heatmap` for the main method (forced choice
-    when it was run), `heatmap-<method>` for the other."""
-    main = primary_method(methods)
-    return {"heatmap" if method == main else f"heatmap-{method}": plot_heatmap(dim_table, method)
-            for method in methods}
-
-
-def plot_domains(domain_table, method: str = "choice"):
-    """One panel per dimension: orientation per domain, a bar per model with its 95% CI."""
+def plot_domain_heatmaps(domain_table, method: str):
+    """CDEval's dimension x domain view: one heatmap per model (side by side) of the share of
+    questions answered with the high pole; a cell from fewer than MIN_ITEMS questions shows its n."""
     use_style()
     table = domain_table[domain_table["method"] == method]
-    fig, axes = plt.subplots(2, 3, figsize=figsize("text", aspect=0.6), sharey=True)
-    for ax, dim in zip(axes.flat, DIMENSIONS):
-        part = table[table["Dimension"] == dim]
-        if len(part):
-            bar_with_ci(ax, part, x="Domain", hue="model" if part["model"].nunique() > 1 else None)
-        ax.axhline(0.5, color="grey", lw=0.8, ls="--")
-        ax.set_title(dim)
-        ax.set_ylim(0, 1)
+    models = list(dict.fromkeys(table["model"]))
+    fig, axes = plt.subplots(1, len(models), figsize=figsize("text", aspect=0.42), squeeze=False, sharey=True)
+    for i, (ax, model) in enumerate(zip(axes[0], models)):
+        part = table[table["model"] == model]
+        grid = part.pivot(index="Dimension", columns="Domain", values="orientation").reindex(
+            index=list(DIMENSIONS), columns=list(DOMAINS))
+        n = part.pivot(index="Dimension", columns="Domain", values="n_items").reindex(
+            index=list(DIMENSIONS), columns=list(DOMAINS))
+        notes = np.array([["" if np.isnan(v) else f"{v:.2f}" if c >= MIN_ITEMS else f"{v:.2f}\nn={int(c)}"
+                           for v, c in zip(vs, cs)] for vs, cs in zip(grid.to_numpy(float), n.fillna(0).to_numpy())])
+        sns.heatmap(grid, annot=notes, fmt="", annot_kws={"fontsize": 6}, cmap="RdBu_r", vmin=0, vmax=1, center=0.5,
+                    cbar=i == len(models) - 1, cbar_kws={"label": "share answered high"}, ax=ax)
+        ax.set_title(model, fontsize=8)
         ax.set_xlabel("")
         ax.set_ylabel("")
         ax.tick_params(axis="x", labelrotation=60, labelsize=6)
-    handles, labels = axes[0, 0].get_legend_handles_labels()
-    for ax in axes.flat:
+        ax.tick_params(axis="y", labelrotation=0)
+    fig.suptitle(f"Orientation per dimension and domain ({method})", fontsize=9)
+    return fig
+
+
+def plot_dimensions(verdict_table, margin: float):
+    """The six dimensions, all models side by side: one panel per method, a bar per model with its
+    95% CI, the band 0.5 ± margin shaded, and each verdict marked over its bar (H high, L low,
+    M middle, ? not determined)."""
+    use_style()
+    methods = list(dict.fromkeys(verdict_table["method"]))
+    fig, axes = plt.subplots(len(methods), 1, figsize=figsize("text", aspect=0.3 * len(methods) + 0.1),
+                             squeeze=False, sharex=True)
+    for ax, method in zip(axes[:, 0], methods):
+        part = verdict_table[verdict_table["method"] == method].copy()
+        part["Dimension"] = pd.Categorical(part["Dimension"], categories=list(DIMENSIONS))
+        part = part.sort_values(["Dimension"], kind="stable")
+        ax.axhspan(0.5 - margin, 0.5 + margin, color="0.9", zorder=0)
+        ax.axhline(0.5, color="grey", lw=0.8, ls="--")
+        bar_with_ci(ax, part, x="Dimension", y="orientation", hue="model")
+        models = list(dict.fromkeys(part["model"]))
+        width = 0.8 / len(models)
+        for r in part.itertuples():
+            x = list(DIMENSIONS).index(r.Dimension) - 0.4 + width * (models.index(r.model) + 0.5)
+            top = r.hi if np.isfinite(r.hi) else r.orientation
+            ax.text(x, min(top + 0.03, 1.02), VERDICT_MARK[r.verdict], ha="center", va="bottom", fontsize=6)
+        ax.set_ylim(0, 1.1)
+        ax.set_xlabel("")
+        ax.set_ylabel(f"share high ({method})")
         if ax.get_legend() is not None:
             ax.get_legend().remove()
-    if handles:  # one legend for all panels, above them, so it covers no bar
+    handles, labels = axes[0, 0].get_legend_handles_labels()
+    if handles:
         fig.legend(handles, labels, loc="outside upper center", ncol=len(labels))
-    axes[0, 0].set_ylabel("P(high pole)")
-    axes[1, 0].set_ylabel("P(high pole)")
     return fig
 
 
-def plot_item_orientations(scores, method: str = "choice"):
-    """Per dimension, the distribution of per-item orientation (averaged over templates and
-    orders): a box per model with the items drawn over it."""
-    use_style()
-    items = item_orientation(scores[scores["method"] == method])
-    models = sorted(items["model"].unique())  # the colours of plot_domains, whose table is sorted by model
-    fig, ax = plt.subplots(figsize=figsize("text", aspect=0.4))
-    common = {"data": items, "x": "Dimension", "y": "orientation", "hue": "model", "order": list(DIMENSIONS),
-              "hue_order": models, "ax": ax}
-    with warnings.catch_warnings():  # seaborn 0.13 still passes matplotlib's deprecated `vert`
-        warnings.simplefilter("ignore", MatplotlibDeprecationWarning)
-        sns.boxplot(**common, showfliers=False, boxprops={"alpha": 0.6}, linewidth=0.8)
-    sns.stripplot(**common, dodge=True, size=2, alpha=0.6, jitter=0.15, legend=False)
-    ax.axhline(0.5, color="grey", lw=0.8, ls="--")
-    ax.set_ylim(0, 1)
-    ax.set_xlabel("")
-    ax.set_ylabel("P(high pole), per item")
-    ax.set_title(f"Per-item orientation ({method})")
-    sns.move_legend(ax, "upper left", bbox_to_anchor=(1.0, 1.0), title=None)
-    return fig
+def questions_per_dimension(items) -> int:
+    """The fewest questions any dimension has in `items` (the n of a per-dimension test)."""
+    return int(items.groupby("Dimension").size().reindex(list(DIMENSIONS), fill_value=0).min())

@@ -1,21 +1,22 @@
-"""Scoring the prompts of study 04: a model's orientation on each item.
+"""Scoring the prompts of study 04: each model's answer to each prompt.
 
-A model's *orientation* on an item is its probability of the high-pole answer:
+- `loglik`  the two options' length-normalized log-likelihoods (mean log-probability per token)
+            given the question. Order plays no role.
+- `choice`  the model's next-token log-probabilities of the two labels. `aggregation.votes`
+            averages the high pole's log-odds over the two orders before taking the choice, which
+            removes position bias (the bias itself is reported by `aggregation.position_bias`).
+- `generate` (in `generated`) the answer the model writes, parsed.
 
-- `loglik`  the softmax over the two options' length-normalized log-likelihoods (mean
-            log-probability per token) given the question. Order plays no role.
-- `choice`  the model's next-token probabilities of the two labels, renormalized. Averaging the
-            two orders removes position bias (the bias itself is reported by
-            `aggregation.position_bias`).
+Scoring is deterministic and cached per model, items, method and the templates' text (generations
+per prompt), so a warm re-run reads every table from the artifact cache.
 
-Scoring is deterministic (no sampling) and cached per model, items, method and the templates'
-text, so a warm re-run reads every table from the artifact cache.
-
-    items = prompts.load_items("cultural-items", n_per_cell=1, seed=0)
-    scores = score_models(items, ["smollm2-135m"], ["loglik", "choice"], ["numbered", "letters"])
+    items = prompts.load_items("cultural-items", n_per_cell=3, seed=0)
+    scores, timings = score_models(items, ["smollm2-135m"], ["loglik", "choice"], ["numbered"], batch_size=16)
 """
 
 from __future__ import annotations
+
+import time
 
 import numpy as np
 import pandas as pd
@@ -25,6 +26,7 @@ from alignlab.cache import Cache
 from alignlab.lm.scoring import score_labels, score_pairs
 from alignlab.models.load import load_causal_lm, release
 from alignlab.studies.culture.config import TEMPLATES
+from alignlab.studies.culture.generated import generate_answers
 from alignlab.studies.culture.prompts import ITEM_COLUMNS, build_prompts, item_records
 
 SCORES_VERSION = "1"  # bump when prompts or scoring change: new cache keys
@@ -83,11 +85,25 @@ def score_model(name: str, items, method: str, templates=(), batch_size: int = 1
     return table.assign(model=name, method=method)
 
 
-def score_models(items, models, methods, templates, batch_size: int) -> pd.DataFrame:
-    """`score_model` for every model and method, in that order, as one table; each model is freed
-    after its last method."""
-    tables = []
+def score_models(items, models, methods, templates, batch_size: int, generate_samples: int = 1,
+                 generate_temperature: float = 0.0, max_new_tokens: int = 8):
+    """Every model under every method, in that order: (scores, timings). `scores` is one table
+    (loglik and choice rows from `score_model`, generate rows from `generated.generate_answers`);
+    `timings` has model, method, n_prompts, seconds and seconds_per_item (wall time of the call:
+    a cold cost on a first run, a cache read on a warm one). Each model is freed after its last
+    method."""
+    tables, timings = [], []
     for model in models:
-        tables += [score_model(model, items, method, templates, batch_size=batch_size) for method in methods]
+        for method in methods:
+            start = time.perf_counter()
+            if method == "generate":
+                table = generate_answers(model, items, templates, generate_samples, generate_temperature,
+                                         max_new_tokens, batch_size=batch_size)
+            else:
+                table = score_model(model, items, method, templates, batch_size=batch_size)
+            seconds = time.perf_counter() - start
+            timings.append({"model": model, "method": method, "n_prompts": len(table), "seconds": seconds,
+                            "seconds_per_item": seconds / max(len(items), 1)})
+            tables.append(table)
         release(model)
-    return pd.concat(tables, ignore_index=True)
+    return pd.concat(tables, ignore_index=True), pd.DataFrame(timings)

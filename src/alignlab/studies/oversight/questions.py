@@ -25,6 +25,7 @@ def question_pool(config: Config, split: str = "train") -> list[dict]:
     if config.n_questions > len(view):  # needs the data, so it cannot be checked in Config.check
         config.fail("n_questions", f"must be <= {len(view)} (the {split} split of {config.dataset}), "
                                    f"got {config.n_questions}")
-    pick = np.sort(np.random.default_rng([config.data_seed, 7]).choice(len(view), config.n_questions, replace=False))
+    # a prefix of one permutation: a smaller pool is part of a larger one (and shares its cached transcripts)
+    pick = np.sort(np.random.default_rng([config.data_seed, 7]).permutation(len(view))[:config.n_questions])
     rows = view.select(pick).add_column("support", [source[int(i)]["support"] for i in pick])
     return make_items(rows)

@@ -1,7 +1,9 @@
 """Study 02's report: tables, figures, transcripts side by side, `metrics()` and `conclusion()`.
 
-Functions a notebook cell calls whatever the protocols are handle the empty case themselves: a
-plot returns None and a table a Markdown note when the run has nothing to show."""
+Every sentence of the conclusion is computed from the run's numbers: a claim is made only where its
+interval supports it, and it names the information setting it holds in. Functions a notebook cell
+calls whatever the protocols are handle the empty case themselves: a plot returns None and a table
+a Markdown note when the run has nothing to show."""
 
 from __future__ import annotations
 
@@ -11,121 +13,156 @@ import pandas as pd
 from IPython.display import Markdown
 
 from alignlab.figures import bar_with_ci, figsize, line_with_ci, use_style
-from alignlab.stats import bootstrap_ci, format_ci, mean_ci, summarize, t_ci, verdict
+from alignlab.stats import format_ci, paired_minimum_detectable_difference, verdict
 from alignlab.studies.oversight.config import PROTOCOLS, Config
-from alignlab.studies.oversight.prompts import SIDES
-from alignlab.studies.oversight.protocols import protocol_probs
-from alignlab.studies.oversight.transcripts import quote_stats
 
 # ---------------------------------------------------------------------------------------------
 # Tables
 
 
 def question_kinds(items) -> pd.DataFrame:
-    """How many pool questions there are of each kind (one row)."""
-    return pd.Series([it["kind"] for it in items]).value_counts().rename("questions").to_frame().T
+    """How many pool questions there are of each kind, and of each gold label (one row)."""
+    kinds = pd.Series([it["kind"] for it in items]).value_counts()
+    labels = pd.Series(["gold: correct" if it["label"] else "gold: wrong" for it in items]).value_counts()
+    return pd.concat([kinds, labels]).rename("questions").to_frame().T
 
 
-def judge_table(judge, items, probs, config: Config) -> pd.DataFrame:
-    """Per protocol: accuracy and ECE, mean [95% t-CI] over seeds (evaluation halves), and
-    accuracy on the whole pool with a 95% bootstrap CI over questions (consultancy: both
-    assignments, i.e. every question judged once with each side argued)."""
-    y = np.array([it["label"] for it in items])
-    acc = summarize(judge, by=["protocol"], value="acc").set_index("protocol")
-    ece = summarize(judge, by=["protocol"], value="ece").set_index("protocol")
-    rows = []
-    for protocol in [p for p in PROTOCOLS if p in config.protocols]:
-        if protocol == "consultancy":
-            correct = np.concatenate([(probs[("consultancy", s, 0)] > 0.5) == y for s in SIDES]).astype(float)
-        else:
-            p = protocol_probs(probs, config, np.zeros(len(items), int))[protocol]
-            correct = ((p > 0.5) == y).astype(float)
-        lo, hi = bootstrap_ci(correct)
-        rows.append({"protocol": protocol,
-                     "accuracy (seeds)": format_ci(*acc.loc[protocol, ["mean", "lo", "hi"]]),
-                     "ECE (seeds)": format_ci(*ece.loc[protocol, ["mean", "lo", "hi"]]),
-                     "accuracy (pool, bootstrap)": format_ci(correct.mean(), lo, hi),
-                     "n pool": len(y)})
+def _cell(row, name: str) -> str:
+    return format_ci(row[name], row[f"{name}_lo"], row[f"{name}_hi"])
+
+
+def _order(frame: pd.DataFrame, column: str) -> pd.DataFrame:
+    """Rows by setting (in the run's order) and protocol (in PROTOCOLS' order)."""
+    settings = {info: k for k, info in enumerate(dict.fromkeys(frame["info"]))}
+    return frame.assign(_i=frame["info"].map(settings), _o=frame[column].map({p: k for k, p in enumerate(PROTOCOLS)})
+                        ).sort_values(["_i", "_o"], kind="stable").drop(columns=["_i", "_o"])
+
+
+def judge_table(summary: pd.DataFrame) -> pd.DataFrame:
+    """Per setting and protocol: accuracy [Wilson 95%], AUROC and ECE [bootstrap 95% over
+    questions], mean P(correct), the share of "correct" verdicts and n (every pool question once)."""
+    rows = [{"setting": r["info"], "protocol": r["protocol"], "accuracy": _cell(r, "acc"), "AUROC": _cell(r, "auroc"),
+             "ECE": _cell(r, "ece"), "mean P(correct)": f"{r['mean_p']:.3f}",
+             "says correct": f"{r['says_correct']:.2f}", "n": int(r["n"])}
+            for _, r in _order(summary, "protocol").iterrows()]
+    return pd.DataFrame(rows).set_index(["setting", "protocol"])
+
+
+def _verdict_words(row) -> str:
+    return verdict(row["diff"], row["lo"], row["hi"], above="A better", below="B better",
+                   straddles="not shown (CI includes 0)", unknown="cannot tell")
+
+
+def paired_table(pairs: pd.DataFrame) -> pd.DataFrame:
+    """Each comparison A - B on the same questions: accuracies, the difference [paired bootstrap
+    95%], McNemar's discordant counts and exact p-value, and the verdict of the CI."""
+    if not len(pairs):
+        return Markdown("*No two protocols to compare in this run.*")
+    rows = [{"A": r["a"], "B": r["b"], "acc A": f"{r['acc_a']:.3f}", "acc B": f"{r['acc_b']:.3f}",
+             "A - B": format_ci(r["diff"], r["lo"], r["hi"]), "A only / B only": f"{r['a_only']} / {r['b_only']}",
+             "McNemar p": f"{r['p_value']:.3g}", "verdict": _verdict_words(r), "n": int(r["n"])}
+            for _, r in pairs.iterrows()]
     return pd.DataFrame(rows)
 
 
-def rounds_table(rounds):
-    """Judge accuracy per number of debate rounds shown (mean, std, count over seeds), or a note
-    when debate is not among the protocols."""
+def consultancy_table(by_side: pd.DataFrame):
+    """The judge's accuracy when the consultant argues for and against the truth, per setting."""
+    if not len(by_side):
+        return Markdown("*Consultancy is not among the protocols of this run.*")
+    return pd.DataFrame([{"setting": r["info"], "consultant": r["consultant"],
+                          "judge accuracy": format_ci(r["acc"], r["lo"], r["hi"]), "n": int(r["n"])}
+                         for _, r in by_side.iterrows()])
+
+
+def rounds_table(rounds: pd.DataFrame):
+    """Debate accuracy per setting and number of rounds read [Wilson 95%], or a note."""
     if not len(rounds):
         return Markdown("*Debate is not among the protocols of this run: no rounds to show.*")
-    return rounds.groupby("round").acc.describe()[["mean", "std", "count"]]
+    return pd.DataFrame([{"setting": r["info"], "rounds read": int(r["round"]),
+                          "judge accuracy": format_ci(r["acc"], r["lo"], r["hi"]), "n": int(r["n"])}
+                         for _, r in rounds.iterrows()])
 
 
-def w2s_table(w2s_df):
-    """Per label source: the judge's accuracy on its training labels and on the evaluation half,
-    the student's, the ceiling's and PGR, mean [95% t-CI] over seeds, and the number of seeds where
-    PGR is defined (the ceiling above the judge; PGR's mean is over those); or a note when no
-    protocol gave labels to a student."""
-    if not len(w2s_df):
-        return Markdown("*No protocol of this run labels data for a W2SG student (naive, interaction, debate).*")
+def loop_table(loop: pd.DataFrame):
+    """Weak-label accuracy -> student accuracy -> PGR per setting, label source and loss, with
+    95% CIs over question ids; PGR's cell says why where it is not reported."""
+    if not len(loop):
+        return Markdown("*No protocol labels for a student in this run.*")
     rows = []
-    for source in [s for s in PROTOCOLS if s in set(w2s_df.source)]:
-        sub = w2s_df[w2s_df.source == source]
-        row = {"label source": source}
-        for column in ("weak_label_acc", "weak_acc", "student_acc", "ceiling_acc", "pgr"):
-            s = summarize(sub.assign(all=0), by=["all"], value=column).iloc[0]
-            row[column] = format_ci(s["mean"], s["lo"], s["hi"])
-        row["seeds with PGR"] = f"{int(sub.pgr.notna().sum())} of {len(sub)}"
-        rows.append(row)
+    for _, r in _order(loop, "source").iterrows():
+        pgr_cell = r["pgr_note"] or _cell(r, "pgr")
+        rows.append({"setting": r["info"], "label source": r["source"], "loss": r["loss"],
+                     "weak-label acc": f"{r['weak_label_acc']:.3f}", "judge acc (test)": _cell(r, "judge_acc"),
+                     "student acc": _cell(r, "student_acc"), "ceiling acc": _cell(r, "ceiling_acc"),
+                     "gap": _cell(r, "gap"), "PGR": pgr_cell,
+                     "student - naive-label student": _cell(r, "vs_naive") if "vs_naive" in r and pd.notna(
+                         r.get("vs_naive")) else "",
+                     "seeds": int(r["seeds"])})
     return pd.DataFrame(rows)
+
+
+def quote_table(quotes: pd.DataFrame):
+    """Quotes per setting, role and side, with the share verified against the passage."""
+    if not len(quotes):
+        return Markdown("*No consultant or debater spoke in this run.*")
+    return quotes.assign(**{"verified share": quotes["verified share"].map(
+        lambda v: "not checked" if pd.isna(v) else f"{v:.2f}")})
 
 
 # ---------------------------------------------------------------------------------------------
 # Transcripts side by side
 
 
-def debate_example_indices(items, probs, config: Config, k: int = 1) -> dict:
+def debate_example_indices(items, probs, config: Config, info: str, k: int = 1) -> dict:
     """Indices of questions where debate helped (naive wrong, debate right) and misled (naive
-    right, debate wrong), the most confident first."""
+    right, debate wrong) in setting `info`, the most confident first."""
     y = np.array([it["label"] for it in items])
-    naive, debate = probs[("naive", "", 0)], probs[("debate", "", config.rounds)]
+    naive, debate = probs[(info, "naive", "", 0)], probs[(info, "debate", "", config.rounds)]
     naive_ok, debate_ok = (naive > 0.5) == y, (debate > 0.5) == y
-    conf = np.abs(debate - 0.5)
-    helped = [int(i) for i in np.argsort(-conf) if debate_ok[i] and not naive_ok[i]][:k]
-    misled = [int(i) for i in np.argsort(-conf) if naive_ok[i] and not debate_ok[i]][:k]
+    order = np.argsort(-np.abs(debate - 0.5), kind="stable")
+    helped = [int(i) for i in order if debate_ok[i] and not naive_ok[i]][:k]
+    misled = [int(i) for i in order if naive_ok[i] and not debate_ok[i]][:k]
     return {"helped": helped, "misled": misled}
 
 
-def side_by_side(records, index: int) -> pd.DataFrame:
-    """A table of one question: its passage, background, consultant and debate turns, and the
-    judge's P(correct) under each protocol."""
+def side_by_side(records, index: int, info: str) -> pd.DataFrame:
+    """A table of one question in setting `info`: its passage, background, consultant and debate
+    turns, and the judge's P(correct) under each protocol of that setting."""
     rec = records[index]
+    out = rec["settings"].get(info, {})
     rows = [("question", f"{rec['question']}  |  shown answer: {rec['answer']}  |  gold: "
                          f"{'correct' if rec['label'] else 'wrong'}"),
-            ("passage (hidden from the judge)", rec["support"])]
-    if "background" in rec:
-        rows.append(("interaction: background", rec["background"]))
-    for side, c in rec.get("consultant", {}).items():
+            (f"passage (hidden from the judge{'' if info == 'passage' else ' and the debaters'})", rec["support"])]
+    if "background" in out:
+        rows.append(("interaction: background", out["background"]))
+    for side, c in out.get("consultant", {}).items():
         rows.append((f"consultant arguing {side}", c["text"]))
-    for first, turns in rec.get("debates", {}).items():
+    for first, turns in out.get("debates", {}).items():
         for t in turns:
-            marks = ", ".join("verified" if q["verified"] else "unverified" for q in t["quotes"]) or "no quote"
+            marks = ", ".join({True: "verified", False: "unverified", None: "not checked"}[q["verified"]]
+                              for q in t["quotes"]) or "no quote"
             rows.append((f"debate ({first}) round {t['round']}, {t['side']} side", f"{t['text']}   [{marks}]"))
     for key, v in rec["p_correct"].items():
-        rows.append((f"P(correct): {key}", f"{v:.3f}"))
+        if key.startswith(info + "/"):
+            rows.append((f"P(correct): {key[len(info) + 1:]}", f"{v:.3f}"))
     return pd.DataFrame(rows, columns=["", "text"]).set_index("")
 
 
 def debate_examples(items, probs, records, config: Config) -> list:
-    """What to display: for up to `config.n_examples` questions where debate helped the judge and
-    as many where it misled it, a heading and the question side by side (texts in full); a note
+    """What to display, per setting: for up to `config.n_examples` questions where debate helped
+    the judge and as many where it misled it, a heading and the question side by side; a note
     where there is none, or when naive or debate is not among the protocols."""
     if not {"naive", "debate"} <= set(config.protocols):
         return [Markdown("*Examples compare the naive and the debate judge; this run lacks one of them.*")]
     out = []
-    for what, indices in debate_example_indices(items, probs, config, k=config.n_examples).items():
-        for i in indices:
-            out.append(Markdown(f"**Debate {what} the judge** (question {i})"))
-            table = side_by_side(records, i).style.format(escape="html")  # texts may hold <quote> tags
-            out.append(table.set_properties(**{"text-align": "left", "white-space": "pre-wrap"}))
-        if not indices:
-            out.append(Markdown(f"*No question where debate {what} the judge in this pool.*"))
+    for info in config.info:
+        for what, indices in debate_example_indices(items, probs, config, info, k=config.n_examples).items():
+            for i in indices:
+                out.append(Markdown(f"**{info}: debate {what} the judge** (question {i})"))
+                table = side_by_side(records, i, info).style.format(escape="html")  # texts may hold <quote> tags
+                out.append(table.set_properties(**{"text-align": "left", "white-space": "pre-wrap"}))
+            if not indices:
+                out.append(Markdown(f"*{info}: no question where debate {what} the judge in this pool.*"))
     return out
 
 
@@ -133,52 +170,53 @@ def debate_examples(items, probs, records, config: Config) -> list:
 # Figures
 
 
-def plot_judge_accuracy(judge):
-    """Judge accuracy per protocol, mean and 95% t-CI over seeds; chance dashed."""
+def plot_judge_accuracy(summary: pd.DataFrame):
+    """Judge accuracy per protocol and information setting, Wilson 95% CIs; chance dashed."""
     use_style()
-    s = summarize(judge, by=["protocol"], value="acc")
+    s = _order(summary, "protocol").rename(columns={"acc": "mean", "acc_lo": "lo", "acc_hi": "hi"})
     s["protocol"] = pd.Categorical(s["protocol"], [p for p in PROTOCOLS if p in set(s.protocol)], ordered=True)
-    fig, ax = plt.subplots(figsize=figsize("column"))
-    bar_with_ci(ax, s.sort_values("protocol"), x="protocol")
+    fig, ax = plt.subplots(figsize=figsize("text", 0.4))
+    bar_with_ci(ax, s, x="protocol", hue="info")
     ax.axhline(0.5, color="0.3", linewidth=0.8, linestyle="--")
+    ax.set_ylim(0, 1.05)
     ax.set_ylabel("judge accuracy")
     ax.set_xlabel("")
-    ax.tick_params(axis="x", labelrotation=30)
-    for label in ax.get_xticklabels():
-        label.set_horizontalalignment("right")
-        label.set_rotation_mode("anchor")
+    ax.legend(title="information", fontsize="small")
     return fig
 
 
-def plot_rounds(rounds):
-    """Judge accuracy against the number of debate rounds it read; None without debate."""
+def plot_rounds(rounds: pd.DataFrame):
+    """Judge accuracy against the number of debate rounds it read, per setting; None without debate."""
     if not len(rounds):
         return None
     use_style()
-    s = summarize(rounds, by=["round"], value="acc")
     fig, ax = plt.subplots(figsize=figsize("column"))
-    line_with_ci(ax, s, x="round")
-    ax.set_xticks(sorted(s["round"].unique()))
+    line_with_ci(ax, rounds.rename(columns={"acc": "mean"}), x="round", hue="info")
+    ax.set_xticks(sorted(rounds["round"].unique()))
     ax.axhline(0.5, color="0.3", linewidth=0.8, linestyle="--")
     ax.set_xlabel("debate rounds shown to the judge")
     ax.set_ylabel("judge accuracy")
+    ax.legend(title="information", fontsize="small")
     return fig
 
 
-def plot_pgr_by_label_source(w2s_df):
-    """Student accuracy and PGR per label source (judge protocol); None without a student."""
-    if not len(w2s_df):
+def plot_loop(loop: pd.DataFrame):
+    """Student accuracy per label source and setting (first loss), with the ceiling's range; None
+    without a student."""
+    if not len(loop):
         return None
     use_style()
-    fig, axes = plt.subplots(1, 2, figsize=figsize("text", 0.36))
-    order = [s for s in PROTOCOLS if s in set(w2s_df.source)]
-    for ax, column, label in zip(axes, ("student_acc", "pgr"), ("student accuracy", "PGR")):
-        s = summarize(w2s_df, by=["source"], value=column)
-        s["source"] = pd.Categorical(s["source"], order, ordered=True)
-        bar_with_ci(ax, s.sort_values("source"), x="source")
-        ax.set_ylabel(label)
-        ax.set_xlabel("label source (judge protocol)")
-    axes[1].axhline(0, color="0.3", linewidth=0.8)
+    s = _order(loop[loop["loss"] == loop["loss"].iloc[0]], "source")
+    s = s.rename(columns={"student_acc": "mean", "student_acc_lo": "lo", "student_acc_hi": "hi"})
+    s["source"] = pd.Categorical(s["source"], [p for p in PROTOCOLS if p in set(s.source)], ordered=True)
+    fig, ax = plt.subplots(figsize=figsize("text", 0.4))
+    bar_with_ci(ax, s, x="source", hue="info")
+    ax.axhline(float(loop["ceiling_acc"].mean()), color="0.3", linewidth=0.8, label="ceiling (gold labels)")
+    ax.axhline(0.5, color="0.3", linewidth=0.8, linestyle="--")
+    ax.set_ylim(0, 1.05)
+    ax.set_ylabel(f"student accuracy ({loop['loss'].iloc[0]})")
+    ax.set_xlabel("label source (judge protocol)")
+    ax.legend(fontsize="small")
     return fig
 
 
@@ -186,80 +224,143 @@ def plot_pgr_by_label_source(w2s_df):
 # Metrics and conclusion
 
 
-def metrics(judge, rounds, w2s_df, records=None) -> dict:
-    """Judge accuracy and ECE per protocol, student accuracy and PGR per label source, accuracy
-    per debate round (means over seeds), with t-CIs of judge accuracy and a few extras."""
+def metrics(summary: pd.DataFrame, pairs: pd.DataFrame, loop: pd.DataFrame, quotes: pd.DataFrame) -> dict:
+    """Flat numbers: per setting and protocol accuracy (with Wilson bounds), AUROC and ECE; each
+    comparison's difference and bounds; per setting and source the student's accuracy and PGR
+    (first loss; NaN where not reported); the verified share of quotes per side."""
     out = {}
-    for protocol in PROTOCOLS:
-        v = judge[judge.protocol == protocol]
-        out[f"judge_acc_{protocol}"] = float(v.acc.mean()) if len(v) else float("nan")
-        out[f"judge_ece_{protocol}"] = float(v.ece.mean()) if len(v) else float("nan")
-        if len(v) > 1:
-            out[f"judge_acc_{protocol}_lo"], out[f"judge_acc_{protocol}_hi"] = t_ci(v.acc.to_numpy())
-    for source in ("naive", "interaction", "debate"):
-        v = w2s_df[w2s_df.source == source] if len(w2s_df) else w2s_df
-        out[f"pgr_{source}_labels"] = float(v.pgr.mean()) if len(v) else float("nan")
-        out[f"student_acc_{source}_labels"] = float(v.student_acc.mean()) if len(v) else float("nan")
-    if len(w2s_df):
-        out["ceiling_acc"] = float(w2s_df.ceiling_acc.mean())
-    for r, v in rounds.groupby("round") if len(rounds) else []:
-        out[f"judge_acc_debate_round{int(r)}"] = float(v.acc.mean())
-    if records is not None:
-        out["quote_verified_fraction"] = quote_stats(records)["verified_fraction"]
-    out["n_seeds"] = float(judge.seed.nunique())
+    for _, r in summary.iterrows():
+        stem = f"judge_{r['info'].replace('-', '_')}_{r['protocol']}"
+        for name in ("acc", "acc_lo", "acc_hi", "auroc", "ece"):
+            out[f"{stem}_{name}"] = float(r[name])
+    for _, r in pairs.iterrows():
+        stem = "diff_" + "_vs_".join(x.replace(" (", "_").replace(")", "").replace("-", "_") for x in (r["a"], r["b"]))
+        out[stem], out[f"{stem}_lo"], out[f"{stem}_hi"] = float(r["diff"]), float(r["lo"]), float(r["hi"])
+    if len(loop):
+        first = loop[loop["loss"] == loop["loss"].iloc[0]]
+        for _, r in first.iterrows():
+            stem = f"{r['info'].replace('-', '_')}_{r['source']}_labels"
+            out[f"student_acc_{stem}"] = float(r["student_acc"])
+            out[f"pgr_{stem}"] = float(r["pgr"]) if not r["pgr_note"] else float("nan")
+        out["ceiling_acc"] = float(first["ceiling_acc"].mean())
+    for _, r in quotes[quotes["info"] == "passage"].iterrows() if len(quotes) else []:
+        out[f"quote_verified_share_{r['role']}_{r['side']}"] = float(r["verified share"])
+    out["n_questions"] = float(summary["n"].max()) if len(summary) else float("nan")
     return out
 
 
-def _diff(judge, a, b):
-    left = judge[judge.protocol == a].set_index("seed").acc
-    right = judge[judge.protocol == b].set_index("seed").acc
-    return mean_ci((left - right).to_numpy())
+def _acc(summary, info, protocol):
+    r = summary[(summary["info"] == info) & (summary["protocol"] == protocol)]
+    return None if not len(r) else r.iloc[0]
 
 
-def _verdict(mean, lo, hi) -> str:
-    return verdict(mean, lo, hi, above="**yes**", below="**no: worse**",
-                   straddles="**not shown** (the 95% CI includes 0)", unknown="cannot tell")
+def _pair(pairs, a, b):
+    r = pairs[(pairs["a"] == a) & (pairs["b"] == b)] if len(pairs) else pairs
+    return None if not len(r) else r.iloc[0]
 
 
-def conclusion(judge, rounds, w2s_df, records) -> str:
-    """Markdown: whether interaction and debate beat the naive judge and consultancy here."""
-    ci = mean_ci
-    n_items = len(records)
-    n_seeds = judge.seed.nunique()
-    lines = [f"**Conclusion** ({n_seeds} seeds over one pool of {n_items} questions, judge accuracy on each seed's "
-             f"evaluation half of ~{n_items - n_items // 2}; mean [95% t-CI]; small samples).", ""]
-    accs = {p: ci(judge[judge.protocol == p].acc) for p in PROTOCOLS if p in set(judge.protocol)}
-    lines.append("- Judge accuracy: " + "; ".join(f"{p} {format_ci(*v)}" for p, v in accs.items()) + ".")
-    if "oracle" in accs and not accs["oracle"][1] > 0.6:
-        lines.append(f"- **Caveat: the judge barely uses what it reads.** Even with the support passage in context "
-                     f"(oracle) its accuracy is {format_ci(*accs['oracle'])}, close to chance (0.5); its mean "
-                     f"P(correct) stays near 0.5 under every protocol. Differences between protocols are therefore "
-                     f"small and not evidence about interaction or debate as such.")
-    for a, b in (("interaction", "naive"), ("debate", "naive"), ("debate", "consultancy"),
-                 ("interaction", "consultancy"), ("oracle", "naive")):
-        if a in accs and b in accs:
-            d = _diff(judge, a, b)
-            lines.append(f"- Does {a} beat {b}? {a} - {b} = {format_ci(*d)} — {_verdict(*d)}.")
-    if len(rounds):
-        by_round = {int(r): ci(v.acc) for r, v in rounds.groupby("round")}
-        lines.append("- Accuracy by debate rounds: "
-                     + "; ".join(f"round {r}: {format_ci(*v)}" for r, v in by_round.items()) + ".")
-    q = quote_stats(records)
-    if q["quotes"]:
-        lines.append(f"- Quotes: {q['verified']} of {q['quotes']} debater quotes were verified against the passage "
-                     f"({q['verified_fraction']:.0%}).")
-    if len(w2s_df):
-        parts = [f"{s}: student {format_ci(*ci(v.student_acc))}, PGR {format_ci(*ci(v.pgr))}"
-                 for s, v in w2s_df.groupby("source", sort=False)]
-        lines.append("- W2SG from protocol labels (strong probe, study 01 pipeline): " + "; ".join(parts)
-                     + f"; ceiling {format_ci(*ci(w2s_df.ceiling_acc))}.")
-        for a in ("interaction", "debate"):
-            if a in set(w2s_df.source) and "naive" in set(w2s_df.source):
-                left = w2s_df[w2s_df.source == a].set_index("seed").student_acc
-                right = w2s_df[w2s_df.source == "naive"].set_index("seed").student_acc
-                d = ci((left - right).to_numpy())
-                lines.append(f"- Does the student learn better from {a} labels than from naive labels? "
-                             f"student accuracy difference {format_ci(*d)} — {_verdict(*d)}.")
-    lines += ["", "Tiny models (a 135M judge, 270M debaters) and small samples: a protocol that does not help here is "
-              "a result at this scale, not evidence against the source studies at theirs."]
+def reads_context_caveat(summary: pd.DataFrame, pairs: pd.DataFrame, info: str) -> str | None:
+    """A caveat when the run does not show that the judge reads what it is given: the oracle's
+    accuracy is not above chance, or not above the naive judge's. Every number in it is the run's."""
+    oracle = _acc(summary, info, "oracle")
+    if oracle is None:
+        return None
+    gain = _pair(pairs, f"oracle ({info})", f"naive ({info})")
+    above_chance = oracle["acc_lo"] > 0.5
+    above_naive = gain is not None and gain["lo"] > 0
+    if above_chance and above_naive:
+        return None
+    ps = summary[summary["info"] == info]
+    reasons = []
+    if not above_chance:
+        reasons.append(f"with the support passage in context (oracle) its accuracy is "
+                       f"{_cell(oracle, 'acc')}, an interval that reaches chance (0.5)")
+    if gain is not None and not above_naive:
+        reasons.append(f"the passage changes its accuracy by {format_ci(gain['diff'], gain['lo'], gain['hi'])} "
+                       f"over the naive judge")
+    spread = (f"Its mean P(correct) ranges over {ps['mean_p'].min():.3f}-{ps['mean_p'].max():.3f} across "
+              f"protocols, and it says \"correct\" for {ps['says_correct'].min():.0%}-{ps['says_correct'].max():.0%} "
+              f"of the questions.")
+    text = "; ".join(reasons)
+    return (f"**Caveat ({info}): the judge is not shown to read its context.** " + text[0].upper() + text[1:] + ". "
+            + spread + " Differences between protocols are then not evidence about the protocols as such.")
+
+
+def detectable_difference_note(pairs: pd.DataFrame, n: int) -> str:
+    """The paired minimum detectable difference (80% power, 5% two-sided) at this run's question
+    count, at the median discordance of its comparisons and at 30% discordance."""
+    rates = ((pairs["a_only"] + pairs["b_only"]) / pairs["n"]).to_numpy() if len(pairs) else np.array([])
+    rates = rates[rates > 0]
+    parts = [f"{paired_minimum_detectable_difference(n, 0.3):.3f} at 30% discordant questions"]
+    if len(rates):
+        d = float(np.median(rates))
+        parts.insert(0, f"{paired_minimum_detectable_difference(n, d):.3f} at this run's median discordance ({d:.0%} "
+                        f"of the questions judged differently by the two protocols compared)")
+    return (f"With {n} questions, the smallest accuracy difference between two protocols that a paired test "
+            f"detects with 80% power (5% two-sided) is about " + "; ".join(parts) + ".")
+
+
+def conclusion(summary: pd.DataFrame, pairs: pd.DataFrame, loop: pd.DataFrame, quotes: pd.DataFrame,
+               config: Config) -> str:
+    """Markdown: per information setting, whether each protocol beats the naive judge, debate beats
+    consultancy, and the table orders naive < protocols < expert; passage against closed-book; the
+    student loop; each claim with its number and interval."""
+    n = int(summary["n"].max())
+    lines = [f"**Conclusion** (every pool question judged once: n = {n}; accuracy [Wilson 95%], differences "
+             f"[paired bootstrap 95% over questions] with McNemar's p; the student over {len(config.seeds)} seeds, "
+             f"CIs resampling question ids).", ""]
+    for info in config.info:
+        who = ("helper, consultant and debaters read the passage, the judge does not" if info == "passage"
+               else "nobody reads the passage")
+        lines.append(f"*Setting `{info}`* ({who}):")
+        ps = _order(summary[summary["info"] == info], "protocol")
+        lines.append("- Judge accuracy: " + "; ".join(f"{r['protocol']} {_cell(r, 'acc')}" for _, r in ps.iterrows())
+                     + ".")
+        caveat = reads_context_caveat(summary, pairs, info)
+        if caveat:
+            lines.append(f"- {caveat}")
+        for a, b in [(p, "naive") for p in PROTOCOLS if p != "naive"] + [("debate", "consultancy"),
+                                                                           ("expert", "debate")]:
+            r = _pair(pairs, f"{a} ({info})", f"{b} ({info})")
+            if r is not None:
+                word = verdict(r["diff"], r["lo"], r["hi"], above="**yes**", below="**no: worse**",
+                               straddles="**not shown** (the CI includes 0)", unknown="cannot tell")
+                lines.append(f"- Does {a} beat {b}? {a} - {b} = {format_ci(r['diff'], r['lo'], r['hi'])}, "
+                             f"McNemar p = {r['p_value']:.3g} — {word}.")
+        naive, expert = _acc(summary, info, "naive"), _acc(summary, info, "expert")
+        middle = [p for p in ("interaction", "consultancy", "debate") if _acc(summary, info, p) is not None]
+        if naive is not None and expert is not None and middle:
+            shown = [p for p in middle if (r := _pair(pairs, f"{p} ({info})", f"naive ({info})")) is not None
+                     and r["lo"] > 0 and (e := _pair(pairs, f"expert ({info})", f"{p} ({info})")) is not None
+                     and e["lo"] > 0]
+            lines.append(f"- naive judge < protocol < expert, both steps with CIs above 0: "
+                         f"{', '.join(shown) if shown else 'shown for no protocol'} (naive {naive['acc']:.3f}, "
+                         f"expert {expert['acc']:.3f}).")
+        if len(quotes) and info == "passage":
+            q = quotes[(quotes["info"] == info) & (quotes["quotes"] > 0)]
+            if len(q):
+                lines.append("- Quotes verified (>= " + str(config.min_quote_words) + " words, verbatim): "
+                             + "; ".join(f"{r['role']} for \"{r['side']}\" {int(r['verified'])} of {int(r['quotes'])}"
+                                         for _, r in q.iterrows()) + ".")
+        lines.append("")
+    across = [r for _, r in pairs.iterrows() if r["a"].endswith("(passage)") and r["b"].endswith("(closed-book)")]
+    if across:
+        lines.append("*Passage against closed-book* (the same protocol, same questions): " + "; ".join(
+            f"{r['a'].split(' (')[0]} {format_ci(r['diff'], r['lo'], r['hi'])}" for r in across) + ".")
+        lines.append("")
+    if len(loop):
+        first = loop[loop["loss"] == loop["loss"].iloc[0]]
+        lines.append(f"*Closing the loop* (study 01's student, loss `{first['loss'].iloc[0]}`, on each protocol's "
+                     f"labels): ceiling {first['ceiling_acc'].mean():.3f}.")
+        for _, r in _order(first, "source").iterrows():
+            text = (f"- {r['info']}, {r['source']} labels (judge {r['judge_acc']:.3f}): "
+                    f"student {_cell(r, 'student_acc')}, PGR {r['pgr_note'] or _cell(r, 'pgr')}")
+            if pd.notna(r.get("vs_naive", np.nan)):
+                text += f"; against naive labels {format_ci(r['vs_naive'], r['vs_naive_lo'], r['vs_naive_hi'])}"
+            lines.append(text + ".")
+        lines.append("")
+    lines.append(detectable_difference_note(pairs, n))
+    lines += ["", f"Judge `{config.judge_model}`, debaters `{config.debater_model}`, student `{config.strong_model}`: "
+              "a protocol that does not help at this scale is a result at this scale, not evidence against the "
+              "source studies at theirs."]
     return "\n".join(lines)

@@ -1,12 +1,15 @@
 """Study 00_overview: its parameters, picked by name from the notebook's parameters cell, and
-checked. Cheap to import (standard library and `alignlab.study_config` only): the runner validates
-a run with it before any kernel starts."""
+checked. Cheap to import (standard library, `alignlab.study_config` and `alignlab.data.names`): the
+runner validates a run with it before any kernel starts."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from alignlab.data.names import dataset_problem
 from alignlab.study_config import StudyConfig, is_int, is_number
+
+DATASETS = ("world-facts", "sciq")  # SciQ-shaped; a folder in SciQ's published format is allowed too
 
 
 @dataclass
@@ -31,6 +34,8 @@ class Config(StudyConfig):
         if not isinstance(self.models, (list, tuple)) or not self.models or len(set(self.models)) != len(self.models):
             self.fail("models", f"must be a non-empty list without repeats, weakest first (each consecutive "
                                 f"pair is one step of the ladder); got {self.models!r}")
+        if problem := dataset_problem(self.dataset, DATASETS):
+            self.fail("dataset", problem)
         if not is_int(self.n_questions) or self.n_questions < 1:
             self.fail("n_questions", f"must be an int >= 1; got {self.n_questions!r}")
         if (not isinstance(self.seeds, (list, tuple)) or not self.seeds or not all(is_int(s) for s in self.seeds)

@@ -7,20 +7,29 @@ queries). Three tuned probes (TUNED):
                 subject: [vectors] subject [vectors] object.
 - `ptuning`     P-tuning-style: the same slots, filled by a prompt encoder (pseudo-token embeddings ->
                 BiLSTM -> MLP).
-- `mecod`       `ptuning` trained with MeCoD's two extra losses (Wang et al. 2023, "Towards
-                Alleviating the Object Bias in Prompt Tuning-based Factual Knowledge Extraction"):
-                a counterfactual query with the subject hidden gives the *prompt-only* distribution
-                q over candidates; a learned sigmoid gate g picks the biased objects from it;
-                Object Equalization (OE) = negative entropy of q restricted to the gated set
-                (q~ = g*q / sum(g*q)), so minimizing it flattens the prompt's preference among
-                them; Biased Object Obstruction (BOO) = -log p(gold) / (p(gold) + sum_o g_o p(o))
-                over the factual distribution p, pushing the gold object above the gated ones.
-                loss = task + a1 * OE + a2 * BOO (paper defaults a1=0.2, a2=0.1). The gate is
-                g_o = sigmoid(scale * log(K * q_o) - threshold) with learnable scale and threshold,
-                fed by q (detached): objects the prompt alone favours over uniform are "biased".
-                Unlike the released MeCoD code, in which the biased set is a selection that gets
-                no gradient, here OE and BOO both reach the gate (tests/test_probing.py checks it):
-                BOO pulls the threshold up (a smaller set is easier to beat), OE pulls it down.
+- `mecod`       `ptuning` trained further with MeCoD's two extra losses (Wang et al. 2023, "Towards
+                Alleviating the Object Bias in Prompt Tuning-based Factual Knowledge Extraction"),
+                warm-started from the trained `ptuning` prompt as in the release. A counterfactual
+                query with every subject token hidden gives the *prompt-only* distribution q over
+                candidates; a gate picks "biased" objects S from it; Object Equalization (OE)
+                flattens q on S and Biased Object Obstruction (BOO) = -log p_gold / (p_gold +
+                sum_{o in S, o != gold} p_o) pushes the gold object above them, p the factual
+                distribution. loss = task + a1 * OE + a2 * BOO (paper defaults a1=0.2, a2=0.1).
+
+Two gates (config `gate`):
+
+- "released" (default; astrodrew/MeCoD, p-tuning-MeCoD/model/modeling.py): the top-300 objects of
+  q (TOP_BIASED) are candidates for S; a linear layer maps each one's output embedding (detached)
+  to two logits, and a hard Gumbel-softmax (tau 1) puts the object in S when it picks the first.
+  OE = sum_{o in S} q_o log q_o over the selected objects, q NOT renormalised on S. The release
+  builds S in a Python loop from the hard sample, so no gradient reaches the linear layer: it
+  stays at its random initialisation and S is a fresh random draw each step, shaped by it
+  (`ReleasedGate`; the tests check both the selection and the absent gradient).
+- "learned" (an ablation, this project's earlier reading of the paper's equations): soft
+  g_o = sigmoid(scale * log(K q_o) - threshold) with learnable scale and threshold, fed by q
+  (detached); OE = sum q~ log q~ with q~ = g q / sum(g q) renormalised, BOO with weights g_o.
+  Both losses reach the gate, which is a flaw: BOO is smallest with an empty gate, and a negative
+  scale selects the least-favoured objects; kept to show what that does (`Gate`).
 
 Results are cached by alignlab.studies.probing.probes: bump its VERSION when this module's behaviour changes.
 """
@@ -45,7 +54,7 @@ ENCODER_HIDDEN = 128
 # Prompt parameters
 
 def make_prompt(method: str, embed, tokenizer, template: str, prompt_init: str, seed: int,
-                n_slots: int = RANDOM_SLOTS, hidden: int = ENCODER_HIDDEN):
+                n_slots: int = RANDOM_SLOTS, hidden: int = ENCODER_HIDDEN, gate: str = "released"):
     """The trainable module of a tuned probe: forward() -> (n_slots, dim) prompt vectors.
     `embed` is the model's input embedding module (kept frozen). prompt_init "manual": the slots
     start from the template's words; "random": `n_slots` slots on each side of the subject."""
@@ -69,7 +78,7 @@ def make_prompt(method: str, embed, tokenizer, template: str, prompt_init: str, 
     else:
         module = PromptEncoder(base, hidden, zero_init=prompt_init == "manual")
     if method == "mecod":
-        module.gate = Gate()
+        module.gate = ReleasedGate(embed.weight.shape[1]) if gate == "released" else Gate()
     module.slots = slots
     return module
 
@@ -106,8 +115,30 @@ class PromptEncoder(nn.Module):
         return self.base + self.mlp(out[0])
 
 
+TOP_BIASED = 300  # the released gate looks at this many top prompt-only predictions
+
+
+class ReleasedGate(nn.Module):
+    """MeCoD's released gate: forward(q_logprobs (B, K), embeddings (K, dim)) -> (B, K) 0/1 mask
+    of the selected biased objects, drawn among each row's TOP_BIASED prompt-only favourites."""
+
+    def __init__(self, dim: int, top_k: int = TOP_BIASED):
+        super().__init__()
+        self.linear = nn.Linear(dim, 2)
+        self.top_k = top_k
+
+    def forward(self, prompt_only_logprobs, embeddings):
+        q = prompt_only_logprobs.detach()
+        q = q.unsqueeze(0) if q.dim() == 1 else q
+        top = q.topk(min(self.top_k, q.shape[-1]), dim=-1).indices               # (B, k)
+        logits = self.linear(embeddings.detach()[top])                           # (B, k, 2)
+        picked = torch.nn.functional.gumbel_softmax(logits, tau=1.0, hard=True)[..., 0]
+        mask = torch.zeros_like(q)
+        return mask.scatter(1, top, picked.detach())  # detached: the release's loop passes no gradient
+
+
 class Gate(nn.Module):
-    """MeCoD's gate over candidates: g_o = sigmoid(scale * log(K q_o) - threshold)."""
+    """The "learned" ablation gate over candidates: g_o = sigmoid(scale * log(K q_o) - threshold)."""
 
     def __init__(self):
         super().__init__()
@@ -138,7 +169,8 @@ def oe_loss(prompt_only_logprobs, gate):
 
 
 def boo_loss(logprobs, gold, gate, valid=None):
-    """Biased Object Obstruction: mean over rows of -log p_gold / (p_gold + sum_o g_o p_o), with p
+    """Biased Object Obstruction: mean over rows of -log p_gold / (p_gold + sum_o g_o p_o), gate
+    (K,) shared or (B, K) per row, with p
     the softmax over candidates of the factual query, o over candidates other than the gold
     (and other than `valid` (B, K) bool, other true objects of the row)."""
     p = torch.softmax(logprobs, dim=-1)
@@ -147,14 +179,36 @@ def boo_loss(logprobs, gold, gate, valid=None):
     others.scatter_(1, gold.unsqueeze(1), 0.0)
     if valid is not None:
         others = others * (~valid).float()
-    biased = (others * gate.unsqueeze(0) * p).sum(1)
+    biased = (others * (gate if gate.dim() == 2 else gate.unsqueeze(0)) * p).sum(1)
     return -(torch.log(p_gold.clamp(min=1e-12)) - torch.log((p_gold + biased).clamp(min=1e-12))).mean()
 
 
-def mecod_losses(logprobs, gold, prompt_only_logprobs, gate_module, a1: float, a2: float, valid=None):
-    """(total, parts): task + a1*OE + a2*BOO; the gate sees the prompt-only log-probs (detached)."""
-    gate = gate_module(torch.log_softmax(prompt_only_logprobs, -1).detach())
+def oe_loss_released(prompt_only_logprobs, mask):
+    """Released Object Equalization: sum over the selected objects of q log q, q the softmax over
+    all candidates (not renormalised on the selection); mean over rows of (B, K) inputs."""
+    log_q = torch.log_softmax(prompt_only_logprobs, dim=-1)
+    out = (log_q.exp() * log_q * mask).sum(-1)
+    return out.mean()
+
+
+def mecod_losses(logprobs, gold, prompt_only_logprobs, gate_module, a1: float, a2: float, valid=None,
+                 embeddings=None):
+    """(total, parts): task + a1*OE + a2*BOO. prompt_only_logprobs: (K,) or (B, K), one
+    counterfactual per row (length-matched to its subject); the gate sees them detached.
+    `embeddings` (K, dim): the candidates' output embeddings, needed by the released gate."""
     task = task_loss(logprobs, gold)
-    oe = oe_loss(prompt_only_logprobs, gate)
-    boo = boo_loss(logprobs, gold, gate, valid)
-    return task + a1 * oe + a2 * boo, {"task": task, "oe": oe, "boo": boo, "gate_size": gate.sum()}
+    if isinstance(gate_module, ReleasedGate):
+        if embeddings is None:
+            raise ValueError("the released MeCoD gate needs the candidates' output embeddings")
+        mask = gate_module(prompt_only_logprobs, embeddings)
+        mask = mask.expand(logprobs.shape[0], -1) if mask.shape[0] == 1 else mask
+        oe = oe_loss_released(prompt_only_logprobs, mask)
+        boo = boo_loss(logprobs, gold, mask, valid)
+        size = mask.sum(-1).mean()
+    else:
+        rows = prompt_only_logprobs if prompt_only_logprobs.dim() == 2 else prompt_only_logprobs.unsqueeze(0)
+        gates = gate_module(torch.log_softmax(rows, -1).detach())
+        oe = torch.stack([oe_loss(r, g) for r, g in zip(rows, gates)]).mean()
+        boo = boo_loss(logprobs, gold, gates if len(gates) == len(logprobs) else gates[0], valid)
+        size = gates.sum(-1).mean()
+    return task + a1 * oe + a2 * boo, {"task": task, "oe": oe, "boo": boo, "gate_size": size}

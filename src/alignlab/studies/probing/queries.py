@@ -11,9 +11,16 @@ cache for every candidate and scores the candidates' tokens on top, so it is dif
 prompt vectors and cheap in the number of candidates. Masked LMs (BERT on LAMA) predict the single
 [MASK] token over the whole vocabulary, as LAMA does: the candidates are the vocabulary.
 
-Prompt-only (counterfactual) query: the subject's tokens are replaced by ONE placeholder token
-(the tokenizer's unk, else pad, else eos token; [MASK] for masked LMs), so no subject token
-remains and the query is the same for every subject of a relation (computed once per relation).
+Prompt-only (counterfactual) query: each subject token is replaced by one filler token, so the
+query keeps the subject's length (as MeCoD's release does, which masks every subject token) and no
+subject token remains. The filler is the [MASK] token for masked LMs and the word "something" for
+causal LMs (FILLER_WORD): a neutral noun that reads as a sentence. Not the tokenizer's unk token:
+for SmolLM2 that is <|endoftext|>, the document separator, after which the model predicts what
+starts a new document rather than what the prompt favours.
+
+Tokenization: the template's words keep the whitespace they have in the template ("The capital of
+[X] is" -> "is" is tokenized as " is"), so a tuned prompt initialised from the manual words equals
+the manual query token for token.
 
 Results are cached by alignlab.studies.probing.probes: bump its VERSION when this module's behaviour changes.
 """
@@ -57,12 +64,28 @@ def subject_text(row: dict) -> str:
     return row["subject"]
 
 
+def template_text(template: str) -> tuple[str, str]:
+    """(text before [X], text between [X] and [Y]) with their whitespace, e.g. ("The capital of ", " is ")."""
+    template_parts(template)  # checks the template
+    before, rest = template.split("[X]")
+    return before, rest.split("[Y]")[0]
+
+
+FILLER_WORD = "something"  # the causal-LM filler of the prompt-only query (see the module docstring)
+
+
+def filler_id(tokenizer, masked: bool, leading_space: bool = True) -> int:
+    """The token that stands for each subject token in the prompt-only query: [MASK] for masked
+    LMs, else FILLER_WORD's token (with a leading space inside a sentence; one token for SmolLM2,
+    Gemma 3 and Qwen 2.5; its first token where a small vocabulary splits it)."""
+    if masked:
+        return tokenizer.mask_token_id
+    return tokenizer((" " if leading_space else "") + FILLER_WORD, add_special_tokens=False)["input_ids"][0]
+
+
 def placeholder_id(tokenizer) -> int:
-    for name in ("mask_token_id", "unk_token_id", "pad_token_id", "eos_token_id"):
-        value = getattr(tokenizer, name, None)
-        if value is not None:
-            return value
-    raise ValueError("the tokenizer has no mask, unk, pad or eos token to hide the subject with")
+    """The filler of a masked LM's prompt-only query ([MASK]); kept for callers of earlier versions."""
+    return filler_id(tokenizer, masked=True)
 
 
 class QueryBuilder:
@@ -74,17 +97,22 @@ class QueryBuilder:
     def __init__(self, tokenizer, template: str, masked: bool = False, slots: tuple[int, int] | None = None):
         self.tokenizer, self.masked, self.slots = tokenizer, masked, slots
         self.before, self.after = template_parts(template)
-        tok = lambda text: tokenizer(text, add_special_tokens=False)["input_ids"] if text else []  # noqa: E731
-        self.before_ids, self.after_ids = tok(self.before), tok(self.after)
+        before, between = template_text(template)
+        tok = lambda text: tokenizer(text, add_special_tokens=False)["input_ids"] if text.strip() else []  # noqa: E731
+        # the words keep their template whitespace: " is" after the subject, as in the filled query
+        self.before_ids, self.after_ids = tok(before.rstrip()), tok(between.rstrip())
+        self.space = bool(before.strip()) and before != before.rstrip()
         specials = tokenizer("", add_special_tokens=True)["input_ids"]  # e.g. [BOS] or [CLS, SEP]
-        if masked:
-            self.head, self.tail = specials[:1], [tokenizer.mask_token_id] + specials[1:]
+        if masked:  # LAMA keeps the words after [Y] (its trailing " ."): [MASK] . [SEP]
+            rest = tok(template.split("[Y]", 1)[1].strip())
+            self.head, self.tail = specials[:1], [tokenizer.mask_token_id] + rest + specials[1:]
         else:
             self.head, self.tail = specials, []
         self._tok = tok
 
     def subject_ids(self, subject: str) -> list[int]:
-        return self._tok((" " if self.before or self.slots and self.slots[0] else "") + subject)
+        space = self.space or bool(self.slots and self.slots[0])
+        return self._tok((" " if space else "") + subject)
 
     def _build(self, middle: list[int]) -> list[int]:
         if self.slots is None:
@@ -98,9 +126,11 @@ class QueryBuilder:
     def query(self, subject: str) -> list[int]:
         return self._build(self.subject_ids(subject))
 
-    def prompt_only(self) -> list[int]:
-        """The counterfactual query: the subject replaced by one placeholder token."""
-        return self._build([placeholder_id(self.tokenizer)])
+    def prompt_only(self, n_tokens: int = 1) -> list[int]:
+        """The counterfactual query: the subject replaced by `n_tokens` filler tokens (one per
+        subject token: `prompt_only(len(subject_ids(s)))` is length-matched to subject s)."""
+        space = self.space or bool(self.slots and self.slots[0])
+        return self._build([filler_id(self.tokenizer, self.masked, space)] * max(1, n_tokens))
 
 
 def manual_slot_init(tokenizer, template: str) -> tuple[list[int], list[int]]:
@@ -110,15 +140,28 @@ def manual_slot_init(tokenizer, template: str) -> tuple[list[int], list[int]]:
 
 
 def manual_query(tokenizer, row: dict, masked: bool) -> list[int]:
-    """The manual query's token ids: the filled query up to [Y] (as LAMA; for causal LMs the
-    rest of the sentence is dropped), with [MASK] in place of [Y] for masked LMs."""
-    prefix = row["query"].split("[Y]")[0].rstrip()
+    """The manual query's token ids: for causal LMs the filled query up to [Y] (the rest of the
+    sentence is dropped: the object comes next); for masked LMs the whole filled query with [MASK]
+    in place of [Y], LAMA's trailing " ." included."""
+    prefix, rest = row["query"].split("[Y]", 1)
     if not masked:
-        ids = tokenizer(prefix, add_special_tokens=True)["input_ids"]
+        ids = tokenizer(prefix.rstrip(), add_special_tokens=True)["input_ids"]
         return ids or [tokenizer.eos_token_id]
-    return QueryBuilder(tokenizer, row["template"], masked=True).head + \
-        tokenizer(prefix, add_special_tokens=False)["input_ids"] + \
-        QueryBuilder(tokenizer, row["template"], masked=True).tail
+    specials = tokenizer("", add_special_tokens=True)["input_ids"]
+    words = lambda text: tokenizer(text, add_special_tokens=False)["input_ids"] if text.strip() else []  # noqa: E731
+    return specials[:1] + words(prefix.rstrip()) + [tokenizer.mask_token_id] + words(rest.strip()) + specials[1:]
+
+
+def object_token_id(tokenizer, obj: str) -> int:
+    """The vocabulary id of a one-token object, -1 when the object is not one token. The form
+    with a leading space comes first (RoBERTa's "ĠParis", the word inside a sentence), then the
+    bare form (BERT's "Paris"; WordPiece ignores the space): ids, not decoded strings, so "ĠParis"
+    and "Paris" never collide."""
+    for text in (" " + obj, obj):
+        ids = tokenizer(text, add_special_tokens=False)["input_ids"]
+        if len(ids) == 1:
+            return ids[0]
+    return -1
 
 
 # ---------------------------------------------------------------------------------------------
@@ -222,13 +265,33 @@ class Scorer:
     def __init__(self, model, tokenizer, candidates: list[str] | None):
         self.model, self.tokenizer = model, tokenizer
         self.masked = is_masked_lm(model)
-        if self.masked and candidates is None:  # LAMA: the whole vocabulary, as decoded words
+        self.vocabulary = self.masked and candidates is None
+        if self.vocabulary:  # LAMA: the whole vocabulary, as decoded words
             self.candidates = [tokenizer.decode([i]).strip() for i in range(len(tokenizer))]
             self.cand_ids = torch.arange(len(tokenizer)).unsqueeze(1)
             self.cand_mask = torch.ones_like(self.cand_ids)
         else:
             self.candidates = list(candidates)
             self.cand_ids, self.cand_mask = encode_candidates(tokenizer, self.candidates, self.masked)
+
+    def object_indices(self, objects) -> list[int]:
+        """The column of each object among the candidates (-1: not a candidate). For a masked
+        LM's vocabulary, by token id (`object_token_id`), never by decoded string."""
+        if self.masked and self.vocabulary:
+            return [object_token_id(self.tokenizer, o) for o in objects]
+        index = {c: i for i, c in enumerate(self.candidates)}
+        return [index.get(o, -1) for o in objects]
+
+    def candidate_tokens(self) -> np.ndarray:
+        """(C,) how many tokens each candidate has (for length-normalised scores)."""
+        return self.cand_mask.sum(1).numpy()
+
+    def candidate_embeddings(self):
+        """(C, dim) each candidate's output embedding (mean over its tokens), detached: what
+        MeCoD's released gate reads."""
+        weight = self.model.get_output_embeddings().weight.detach()
+        ids, mask = self.cand_ids.to(weight.device), self.cand_mask.to(weight.device).unsqueeze(-1).float()
+        return (weight[ids] * mask).sum(1) / mask.sum(1)
 
     def __call__(self, queries, prompt=None, subset=None):
         """(B, K) log-probabilities of candidates (all, or the index list `subset`)."""

@@ -1,0 +1,328 @@
+"""Study 06 (o1-style coding): pass@k, the searches with a scripted policy, folds, test parsing,
+DPO pairs, programs from replies, hidden tests through the sandbox, and the MBPP loader."""
+
+import ast
+import dataclasses
+import math
+import random
+
+import pytest
+
+from alignlab import paths
+from alignlab.run.params import read_parameters, resolve_notebook
+from alignlab.studies.coder import evaluation, experiment, problems, search, tcg
+from alignlab.studies.coder.config import Config
+from alignlab.studies.coder.policy import step_request
+from alignlab.study_config import ParameterError
+
+REAL_MBPP = paths.project_root().parent / "shared" / "fixtures" / "real" / "mbpp"
+
+TOY = problems.Problem(
+    task_id="toy/0",
+    prompt='def double(x):\n    """Return twice x.\n    >>> double(2)\n    4\n    """\n',
+    entry_point="double",
+    canonical_solution="    return 2 * x\n",
+    test="def check(candidate):\n    assert candidate(5) == 10\n    assert candidate(-1) == -2\n",
+)
+
+
+# --------------------------------------------------------------------------------------------
+# pass@k
+
+
+@pytest.mark.parametrize("n", [1, 2, 5, 10, 50])
+def test_pass_at_k_matches_its_closed_form(n):
+    for c in range(n + 1):
+        for k in range(1, n + 1):
+            closed = 1.0 - math.comb(n - c, k) / math.comb(n, k)
+            assert search.pass_at_k(n, c, k) == pytest.approx(closed, abs=1e-12)
+
+
+def test_pass_at_k_edge_cases_and_monotonicity():
+    assert search.pass_at_k(10, 0, 5) == 0.0
+    assert search.pass_at_k(10, 10, 1) == 1.0
+    assert search.pass_at_k(10, 3, 1) == pytest.approx(0.3)
+    values = [search.pass_at_k(20, 4, k) for k in range(1, 21)]
+    assert values == sorted(values)
+    with pytest.raises(ValueError):
+        search.pass_at_k(5, 6, 1)
+    with pytest.raises(ValueError):
+        search.pass_at_k(5, 2, 6)
+
+
+def test_pass_at_k_is_unbiased_by_simulation():
+    rng = random.Random(0)
+    n, c, k = 8, 3, 3
+    pool = [True] * c + [False] * (n - c)
+    hits = sum(any(rng.sample(pool, k)) for _ in range(20000)) / 20000
+    assert search.pass_at_k(n, c, k) == pytest.approx(hits, abs=0.02)
+
+
+# --------------------------------------------------------------------------------------------
+# Selection by generated tests
+
+
+def test_best_by_tests_and_codet_choose_differently_when_they_should():
+    results = [
+        [True, True, True, False],  # a lone program passing the most tests
+        [True, True, False, True],  # three programs agreeing on three tests
+        [True, True, False, True],
+        [True, True, False, True],
+        [False, False, False, False],
+    ]
+    assert search.best_by_tests(results) == 0
+    assert search.codet_choice(results) == 1
+    assert search.codet_choice([[False], [False]]) == 0
+    assert search.best_by_tests([[False, True], [True, True], [True, True]]) == 1
+
+
+# --------------------------------------------------------------------------------------------
+# MCTS with a scripted policy on a toy problem
+
+
+class ScriptedPolicy:
+    """Structures alternate between a good and a bad plan (by seed and position); code follows
+    the plan."""
+
+    def __init__(self):
+        self.calls = []
+
+    def __call__(self, trace, action, n, seed):
+        self.calls.append((trace, action, n, seed))
+        if action == "structure":
+            return ["plan: multiply by two" if (seed + i) % 2 == 0 else "plan: add one" for i in range(n)]
+        if action == "pseudocode":
+            return ["pseudo: return x * 2" if "multiply" in trace[0][1] else "pseudo: return x + 1"] * n
+        good = any("multiply" in text for _, text in trace)
+        return ["return x * 2" if good else "return x + 1"] * n
+
+
+def toy_reward(program):
+    namespace = {}
+    exec(program, namespace)  # trusted toy code written by the scripted policy above
+    f = namespace["double"]
+    return sum(f(x) == 2 * x for x in (1, 2, 3)) / 3
+
+
+def toy_program(body):
+    return problems.program_from_reply(TOY, body)
+
+
+def test_mcts_finds_the_good_plan_within_its_budget_and_keeps_to_it():
+    policy = ScriptedPolicy()
+    found = search.mcts(policy, toy_program, toy_reward, budget=6, samples=2, max_depth=3, c=1.0, seed=0)
+    assert len(found.programs) == 6
+    assert found.reward == 1.0 and "x * 2" in found.program
+    # after the first expansion (one good, one bad plan, each rolled out), UCT expands the good plan
+    expansions = [call for call in policy.calls if call[1] == "pseudocode"]
+    assert expansions and "multiply" in expansions[0][0][0][1]
+    assert all(r in (0.0, 1.0 / 3, 2.0 / 3, 1.0) for _, r, _ in found.programs)
+    # every trace starts with the structure step and ends with code; depth is at most 3 steps
+    for _, _, trace in found.programs:
+        assert trace[0][0] == "structure" and trace[-1][0] == "code" and len(trace) <= 3
+    # proposals are seeded distinctly and reproducibly
+    seeds = [call[3] for call in policy.calls]
+    assert len(set(seeds)) == len(seeds)
+    again = search.mcts(ScriptedPolicy(), toy_program, toy_reward, budget=6, samples=2, max_depth=3, c=1.0, seed=0)
+    assert [p for p, _, _ in again.programs] == [p for p, _, _ in found.programs]
+
+
+def test_mcts_depth_one_is_direct_sampling_and_a_bad_policy_scores_zero():
+    def bad(trace, action, n, seed):
+        assert action == "code"
+        return ["return x - 100"] * n
+
+    found = search.mcts(bad, toy_program, toy_reward, budget=4, samples=2, max_depth=1)
+    assert len(found.programs) == 4 and found.reward == 0.0
+    assert all(len(trace) == 1 for _, _, trace in found.programs)
+
+
+def test_uct_prefers_unvisited_then_value_plus_exploration():
+    parent = search.Node(trace=(), visits=10)
+    fresh = search.Node(trace=(("structure", "a"),), parent=parent)
+    good = search.Node(trace=(("structure", "b"),), parent=parent, visits=5, value=4.0)
+    bad = search.Node(trace=(("structure", "c"),), parent=parent, visits=5, value=1.0)
+    assert search.uct(fresh, 10, 1.0) == math.inf
+    assert search.uct(good, 10, 1.0) > search.uct(bad, 10, 1.0)
+    assert search.uct(good, 10, 0.0) == pytest.approx(0.8)
+    assert search.allowed_actions(0, 3) == ("structure",)
+    assert search.allowed_actions(1, 3) == ("pseudocode", "code")
+    assert search.allowed_actions(2, 3) == ("code",)
+
+
+def test_mcts_with_the_sandbox_reward_from_generated_tests():
+    cases = ["assert double(2) == 4", "assert double(0) == 0"]
+    reward = experiment._reward(TOY, cases, "generated", timeout=3)
+    found = search.mcts(ScriptedPolicy(), toy_program, reward, budget=3, samples=1, max_depth=2, seed=0)
+    assert len(found.programs) == 3
+    assert {r for _, r, _ in found.programs} <= {0.0, 0.5, 1.0}
+
+
+# --------------------------------------------------------------------------------------------
+# Folds and hidden tests
+
+
+def test_folds_partition_the_problems_reproducibly():
+    all_problems = problems.load_humaneval()
+    assert len(all_problems) == 164
+    folds = problems.split_folds(all_problems, seed=0)
+    a, b = {p.task_id for p in folds["A"]}, {p.task_id for p in folds["B"]}
+    assert not a & b and len(a | b) == 164 and len(a) == 82
+    assert [p.task_id for p in problems.split_folds(list(reversed(all_problems)), seed=0)["B"]] == \
+        [p.task_id for p in folds["B"]]
+    assert {p.task_id for p in problems.split_folds(all_problems, seed=1)["B"]} != b
+
+
+def test_hidden_tests_stay_out_of_prompts_and_of_the_search_reward(monkeypatch):
+    problem = problems.load_humaneval()[2]
+    for text in (tcg.tcg_prompt(problem, 5), step_request(problem, (("structure", "x"),), "code")):
+        assert problem.test not in text and "check(" not in text and problem.canonical_solution not in text
+
+    def forbidden(*args, **kwargs):
+        raise AssertionError("hidden tests reached the search")
+
+    monkeypatch.setattr(evaluation, "hidden_tests", forbidden)
+    monkeypatch.setattr(evaluation, "score_hidden", forbidden)
+    reward = experiment._reward(problem, ["assert truncate_number(2.5) == 0.5"], "generated", timeout=3)
+    assert reward(problem.reference_program) == 1.0
+
+
+def test_reference_solutions_pass_and_stubs_fail_their_hidden_tests():
+    chosen = [problems.load_humaneval()[i] for i in (0, 32, 38)]  # 32 and 38 use helpers from the prompt
+    for p in chosen:
+        assert evaluation.score_hidden(p, [p.reference_program, p.prompt + "    return None\n"], 5.0) == [True, False]
+
+
+# --------------------------------------------------------------------------------------------
+# Generated tests and DPO pairs
+
+
+def test_parse_tests_keeps_only_literal_asserts_on_the_entry_point():
+    reply = """Here are tests:
+```python
+assert double(2) == 4
+assert double(2) == 5
+assert double(x) == 4
+assert double(__import__('os').getpid()) == 1
+assert other(3) == 6
+assert double(-3) == -6
+assert double(0) != 1
+print(double(1))
+assert double([1, 2]) == [1, 2, 1, 2]
+```"""
+    tests = tcg.parse_tests(reply, "double", limit=10)
+    assert [t.source for t in tests] == ["assert double(2) == 4", "assert double(-3) == -6",
+                                        "assert double([1, 2]) == [1, 2, 1, 2]"]
+    assert len(tcg.parse_tests(reply, "double", limit=2)) == 2
+    assert tcg.copied_share(TOY, tests) == pytest.approx(1 / 3)
+
+
+def test_validity_and_discrimination():
+    assert tcg.validity([True, False, True, True]) == 0.75
+    valid = [True, True, False]
+    wrong = [[True, True, False], [True, False, True], [False, False, False]]
+    assert tcg.discrimination(valid, wrong) == pytest.approx(2 / 3)  # the first passes every valid test
+    assert math.isnan(tcg.discrimination([False, False], wrong))
+    assert math.isnan(tcg.discrimination(valid, []))
+
+
+def test_dpo_pairs_keep_inputs_and_shuffle_outputs():
+    tests = [tcg.TestCase("f", str(i), str(i * i)) for i in range(6)]
+    valid = [True, True, True, True, False, True]
+    pair = tcg.dpo_pairs(TOY, tests, valid, seed=0)
+    kept = [t for t, ok in zip(tests, valid) if ok]
+    chosen = [tcg.parse_test_line(line, "f") for line in pair["chosen"].splitlines()[1:-1]]
+    rejected = [tcg.parse_test_line(line, "f") for line in pair["rejected"].splitlines()[1:-1]]
+    assert chosen == kept
+    assert [t.args for t in rejected] == [t.args for t in kept]
+    assert sorted(t.expected for t in rejected) == sorted(t.expected for t in kept)
+    assert sum(a.expected != b.expected for a, b in zip(rejected, kept)) >= 2
+    assert pair["prompt"] == tcg.tcg_prompt(TOY, len(kept))
+    assert tcg.dpo_pairs(TOY, tests, valid, seed=0) == pair  # reproducible
+    # fewer than two valid tests, or one output for every input: no negative exists
+    assert tcg.dpo_pairs(TOY, tests, [True] + [False] * 5, seed=0) is None
+    same = [tcg.TestCase("f", str(i), "0") for i in range(4)]
+    assert tcg.dpo_pairs(TOY, same, [True] * 4, seed=0) is None
+    two = tcg.shuffled_outputs(tests[:2], random.Random(0))
+    assert [t.expected for t in two] == [tests[1].expected, tests[0].expected]
+
+
+# --------------------------------------------------------------------------------------------
+# Programs from replies
+
+
+def test_programs_from_replies_restore_the_body_indentation():
+    body = "return 2 * x"  # a reply comes back stripped
+    program = problems.program_from_reply(TOY, body)
+    assert program == TOY.prompt + "    return 2 * x\n"
+    pseudo = "Pseudocode:\n1. double it\n\n```python\n" + TOY.prompt + "    return x * 2\n```\nDone."
+    assert problems.program_from_reply(TOY, pseudo) == TOY.prompt + "    return x * 2\n"
+    nested = "y = 2 * x\n    return y"
+    assert problems.program_from_reply(TOY, nested) == TOY.prompt + "    y = 2 * x\n    return y\n"
+    extra = ("return helper(x)\n\ndef helper(v):\n    return v + v\n\nprint(double(2))\n"
+             "assert double(3) == 7\nif __name__ == '__main__':\n    double(1)\nimport math")
+    assert problems.program_from_reply(TOY, extra) == (TOY.prompt + "    return helper(x)\n\ndef helper(v):\n"
+                                                      "    return v + v\n\nimport math\n")
+
+
+def test_extract_code_takes_the_longest_block():
+    assert problems.extract_code("a\n```python\nx = 1\n```\n```\ny = 22\nz = 3\n```") == "y = 22\nz = 3"
+    assert problems.extract_code("no block") == "no block"
+
+
+# --------------------------------------------------------------------------------------------
+# MBPP and the config
+
+
+@pytest.mark.skipif(not REAL_MBPP.is_dir(), reason="real MBPP sample not present")
+def test_mbpp_loader_on_the_real_sample():
+    rows = problems.load_mbpp(REAL_MBPP)
+    assert len(rows) == 100 and rows[0].task_id == "MBPP/1" and rows[0].entry_point == "min_cost"
+    assert ">>> min_cost(" in rows[0].prompt
+    chosen = [rows[0], rows[1]]
+    for p in chosen:
+        assert evaluation.score_hidden(p, [p.reference_program, "def nothing():\n    pass\n"], 5.0) == [True, False]
+
+
+def test_mbpp_loader_errors_are_clear(tmp_path):
+    with pytest.raises(FileNotFoundError, match="mbpp.jsonl"):
+        problems.load_mbpp(tmp_path / "missing.jsonl")
+
+
+def _params(**changes):
+    params = dict(model="qwen2.5-coder-0.5b", dataset="humaneval", mbpp_path=None, fold_seed=0, n_problems_a=1,
+                  n_problems_b=2, budget=3, seeds=[0], temperature=0.8, max_new_tokens=160, step_tokens=48,
+                  n_tests=4, styles=["vanilla", "pseudocode"], mcts_rewards=["generated"], mcts_samples=1,
+                  mcts_depth=2, mcts_c=1.0, pass_ks=[1, 2], sandbox_timeout=5.0, n_boot=1000, bootstrap_seed=0)
+    params.update(changes)
+    return params
+
+
+def test_config_accepts_the_quick_values_and_names_bad_ones():
+    Config.from_params(_params())
+    for name, value in (("budget", 1), ("pass_ks", [4]), ("styles", ["pseudocode"]), ("mcts_rewards", ["hidden"]),
+                        ("temperature", 0), ("dataset", "apps"), ("sandbox_timeout", 0.1)):
+        with pytest.raises(ParameterError, match=name):
+            Config.from_params(_params(**{name: value}))
+
+
+def test_config_fields_are_the_notebooks_parameters():
+    assert [f.name for f in dataclasses.fields(Config)] == list(read_parameters(resolve_notebook("06_o1_coder")))
+
+
+@pytest.mark.slow
+def test_o1_coder_notebook_smoke(run_study):
+    """End to end through the runner with the smallest embedded chat model and tiny budgets."""
+    result, metrics = run_study("06_o1_coder", model="smollm2-135m", n_problems_a=1, n_problems_b=1, budget=2,
+                                max_new_tokens=32, step_tokens=16, n_tests=2, pass_ks=[1], n_boot=100)
+    for name in ("pass1_greedy", "pass1_sample_best", "pass1_codet", "pass1_mcts", "aspr_vanilla",
+                 "aspr_pseudocode"):
+        assert 0.0 <= metrics[name] <= 1.0, name
+    assert metrics["problems_scored"] == 1
+    assert (result.run_dir / "figures" / "search-pass1.pdf").is_file()
+
+
+def test_every_stripped_reference_body_rebuilds_the_reference_program():
+    for p in problems.load_humaneval():
+        rebuilt = problems.program_from_reply(p, p.canonical_solution.strip())
+        assert ast.dump(ast.parse(rebuilt)) == ast.dump(ast.parse(p.reference_program)), p.task_id
