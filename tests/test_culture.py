@@ -553,6 +553,7 @@ def test_notebook_smoke_on_real_cdeval(tmp_path, monkeypatch):
     for folder in ("notebooks", "profiles", "data"):
         (tmp_path / folder).mkdir()
     shutil.copy(REPO / "notebooks" / "04_cultural_dimensions.ipynb", tmp_path / "notebooks")
+    shutil.copy(REPO / "data" / "cultural_items.json", tmp_path / "data")  # the bank: the MDD of the whole bank
     for profile in ("quick.yaml", "paper.yaml"):
         shutil.copy(REPO / "profiles" / profile, tmp_path / "profiles")
     monkeypatch.setenv("ALIGNLAB_ROOT", str(tmp_path))
