@@ -51,3 +51,19 @@ class StudyConfig:
     def fail(self, name: str, message: str):
         """Raise ParameterError for parameter `name` of this study."""
         raise ParameterError(f"parameter {name!r} of {self.notebook}: {message}")
+
+    def check_training(self, counts=(), rates=(), fractions=()) -> None:
+        """The checks every trained study repeats: `counts` (epochs, ensemble sizes) integers >= 1,
+        `rates` learning rates > 0, `fractions` numbers in [0, 1]."""
+        for name in counts:
+            value = getattr(self, name)
+            if not is_int(value) or value < 1:
+                self.fail(name, f"must be an integer >= 1, got {value!r}")
+        for name in rates:
+            value = getattr(self, name)
+            if not is_number(value) or value <= 0:
+                self.fail(name, f"must be a learning rate > 0, got {value!r}")
+        for name in fractions:
+            value = getattr(self, name)
+            if not is_number(value) or not 0.0 <= value <= 1.0:
+                self.fail(name, f"must be in [0, 1], got {value!r}")

@@ -77,18 +77,8 @@ class Config(StudyConfig):
                                    f"pools), got {self.pool_size!r}")
         if self.selection not in STUDENT_SELECTIONS:
             self.fail("selection", f"must be one of {', '.join(STUDENT_SELECTIONS)}, got {self.selection!r}")
-        for name in ("epochs", "finetune_epochs"):
-            value = getattr(self, name)
-            if not is_int(value) or value < 1:
-                self.fail(name, f"must be an integer >= 1, got {value!r}")
-        for name in ("lr", "finetune_lr"):
-            value = getattr(self, name)
-            if not is_number(value) or value <= 0:
-                self.fail(name, f"must be a learning rate > 0, got {value!r}")
-        for name in ("alpha_max", "warmup_frac"):
-            value = getattr(self, name)
-            if not is_number(value) or not 0.0 <= value <= 1.0:
-                self.fail(name, f"must be in [0, 1], got {value!r}")
+        self.check_training(counts=("epochs", "finetune_epochs"), rates=("lr", "finetune_lr"),
+                            fractions=("alpha_max", "warmup_frac"))
         if not is_int(self.split_limit) or self.split_limit < 0:
             self.fail("split_limit", f"must be an integer >= 0 (0: every example), got {self.split_limit!r}")
         if not is_int(self.lora_r) or self.lora_r < 0:

@@ -79,18 +79,8 @@ class Config(StudyConfig):
         bad = [loss for loss in self.losses if loss not in LOSSES]
         if bad or not self.losses:
             self.fail("losses", f"must be a non-empty list drawn from {', '.join(LOSSES)}, got {self.losses!r}")
-        for name in ("n_bagging", "n_boosting", "epochs", "finetune_epochs"):
-            value = getattr(self, name)
-            if not is_int(value) or value < 1:
-                self.fail(name, f"must be an integer >= 1, got {value!r}")
-        for name in ("lr", "finetune_lr"):
-            value = getattr(self, name)
-            if not is_number(value) or value <= 0:
-                self.fail(name, f"must be a learning rate > 0, got {value!r}")
-        for name in ("alpha_max", "warmup_frac"):
-            value = getattr(self, name)
-            if not is_number(value) or not 0.0 <= value <= 1.0:
-                self.fail(name, f"must be in [0, 1], got {value!r}")
+        self.check_training(counts=("n_bagging", "n_boosting", "epochs", "finetune_epochs"),
+                            rates=("lr", "finetune_lr"), fractions=("alpha_max", "warmup_frac"))
         if not is_number(self.product_beta) or self.product_beta < 0:
             self.fail("product_beta", f"must be a number >= 0 (the product loss's weight on the student's own "
                                       f"predictions; openai: 1), got {self.product_beta!r}")
