@@ -370,7 +370,7 @@ def test_context_questions_need_a_support_passage():
 
 GOOD = dict(models=["minilm-l6", "smollm2-135m"], dataset="world-facts", split="test", n_questions=100,
             seeds=[0, 1], length_normalize=True, batch_size=32, probe_layers=[0.5, 1.0], probe_epochs=100,
-            probe_limit=0, context_questions=24)
+            probe_limit=0, context_questions=24, context_chat=False)
 
 
 @pytest.mark.parametrize("name, value, words", [
@@ -390,6 +390,7 @@ GOOD = dict(models=["minilm-l6", "smollm2-135m"], dataset="world-facts", split="
     ("probe_layers", 0.5, "list"),
     ("probe_epochs", 0, "int >= 1"),
     ("probe_limit", -1, "int >= 0"),
+    ("context_chat", "yes", "True or False"),
     ("context_questions", 1, "int >= 2"),
     ("context_questions", 2.5, "int >= 2"),
 ])

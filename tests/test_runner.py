@@ -268,6 +268,25 @@ def test_save_metrics_writes_flat_numbers_and_maps_nan_to_null(project, monkeypa
     assert "bad" in capsys.readouterr().out
 
 
+def test_save_metrics_records_the_tokens_the_kernel_ran(project, monkeypatch):
+    from alignlab.lm.prefix import TOKENS
+    monkeypatch.setenv("ALIGNLAB_RUN_DIR", str(project / "run"))
+    monkeypatch.setenv("ALIGNLAB_NOTEBOOK", "90_ok")
+    saved = TOKENS.snapshot()
+    try:
+        TOKENS.reset()
+        nb.save_metrics({"x": 1})  # no tokens run: no tokens.json
+        assert not (project / "run" / "tokens.json").exists()
+        TOKENS.add(sequence_tokens=300, computed_tokens=100, padded_tokens=120)
+        nb.save_metrics({"x": 1})
+        counts = json.loads((project / "run" / "tokens.json").read_text())
+    finally:
+        TOKENS.reset()
+        TOKENS.add(**saved)
+    assert counts["sequence_tokens"] == 300 and counts["computed_tokens"] == 100
+    assert counts["sharing_ratio"] == 3.0
+
+
 @pytest.mark.parametrize("metrics, word", [
     ({"accs": [0.1, 0.2]}, "'accs'"),
     ({"nested": {"a": 1}}, "'nested'"),

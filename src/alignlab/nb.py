@@ -21,6 +21,7 @@ import json
 import math
 import numbers
 import os
+import sys
 from pathlib import Path
 
 from alignlab import figures
@@ -93,6 +94,20 @@ def save_metrics(metrics: dict) -> None:
     print(f"metrics -> {'metrics.json in the run folder' if Path(shown).is_absolute() else shown}")
     for name, value in clean.items():
         print(f"  {name:<{width}}  {'null' if value is None else f'{value:.6g}'}")
+    save_token_counts()
+
+
+def save_token_counts() -> None:
+    """Write `tokens.json` beside metrics.json: the tokens this kernel ran through language models
+    (`alignlab.lm.prefix.TOKENS`: as given, actually computed after prefix sharing, padded). Nothing
+    when no model ran here (a warm run that found everything in the cache counts none)."""
+    prefix = sys.modules.get("alignlab.lm.prefix")  # never imported: no LM ran, and torch stays unloaded
+    if prefix is None or not prefix.TOKENS.sequence_tokens:
+        return
+    counts = {name: int(value) for name, value in prefix.TOKENS.snapshot().items()}  # numpy ints arrive too
+    counts["sharing_ratio"] = round(counts["sequence_tokens"] / max(counts["computed_tokens"], 1), 3)
+    text = json.dumps(counts, indent=2) + "\n"
+    atomic_write(run_dir(current_notebook()) / "tokens.json", lambda f: f.write(text.encode("utf-8")))
 
 
 def save_figure(fig, name: str) -> None:

@@ -29,6 +29,7 @@ class Config(StudyConfig):
     probe_epochs: int
     probe_limit: int
     context_questions: int
+    context_chat: bool
 
     def check(self) -> None:
         if not isinstance(self.models, (list, tuple)) or not self.models or len(set(self.models)) != len(self.models):
@@ -59,3 +60,5 @@ class Config(StudyConfig):
         if not is_int(self.context_questions) or self.context_questions < 2:
             self.fail("context_questions", f"must be an int >= 2 (questions with a support passage; the CI resamples "
                                            f"them); got {self.context_questions!r}")
+        if not isinstance(self.context_chat, bool):
+            self.fail("context_chat", f"must be True or False; got {self.context_chat!r}")

@@ -5,7 +5,9 @@ it in the prompt (oracle). A model that reads its context is more accurate with 
 - Questions: the first `n` questions of a split that have a support passage (`select_questions`);
   each seed draws a binary view of them (which answer is shown), as for zero-shot accuracy.
 - Judge: study 02's judge (`alignlab.lm.judge`): options A "Yes, it is correct." / B "No, it is
-  wrong." scored as " A" vs " B" after the prompt, in both option orders; P(correct) is the mean
+  wrong." scored as " A" vs " B" after the prompt (with `chat`: the prompt as one user message
+  through the model's chat template, "A" vs "B" as the first token of its answer, as study 02's
+  `judge_chat`), in both option orders; P(correct) is the mean
   over the two orders, and the judge says "correct" when it is above 0.5. The naive and oracle
   prompts differ only by the line "Passage: ..." (and a blank line) before the question.
 - Scores are cached per model (kind `judge_scores`, by the prompts); encoders have no LM head to
@@ -88,7 +90,7 @@ def judge_items(items: list[dict], score) -> pd.DataFrame:
 
 
 def evaluate_context(models: list[str], questions, seeds: list[int], batch_size: int = 32, scorers: dict | None = None,
-                     progress: bool = False) -> ContextResults:
+                     progress: bool = False, chat: bool = False) -> ContextResults:
     """Every causal LM of `models` judged naive and oracle on `questions` (each seed's binary view).
     `scorers` maps a model name to its `score(prompts, labels)` (tests pass tiny models; default: the
     cached `alignlab.lm.judge.label_scorer`); encoders are skipped."""
@@ -99,7 +101,8 @@ def evaluate_context(models: list[str], questions, seeds: list[int], batch_size:
         if name not in scorers and model_kind(name) == "encoder":
             skipped[name] = ENCODER_REASON
             continue
-        frame = judge_items(items, scorers.get(name) or label_scorer(name, batch_size=batch_size, progress=progress))
+        frame = judge_items(items, scorers.get(name) or label_scorer(name, batch_size=batch_size, progress=progress,
+                                                                                chat=chat))
         if name not in scorers:
             release(name)
         frame.insert(0, "model", name)

@@ -240,9 +240,10 @@ def metrics(table: pd.DataFrame, mc: pd.DataFrame, comparisons: pd.DataFrame, pr
 
 
 def card_entries(table: pd.DataFrame, probe: pd.DataFrame | None = None,
-                 context: pd.DataFrame | None = None) -> dict:
+                 context: pd.DataFrame | None = None, context_chat: bool = False) -> dict:
     """{model: {metric: value}} for the capability card (`alignlab.ladder.write_card`): zero-shot
-    accuracy and AUROC, probe accuracy, AUROC and chosen layer, and the "reads its context" check."""
+    accuracy and AUROC, probe accuracy, AUROC and chosen layer, and the "reads its context" check
+    with the prompt format it used (`context_chat`: through the chat template)."""
     entries = {row.model: {"zeroshot_acc": float(row.accuracy), "zeroshot_auroc": float(row.auroc)}
                for row in table.itertuples()}
     for frame, names in ((probe, {"probe_acc": "accuracy", "probe_acc_lo": "lo", "probe_acc_hi": "hi",
@@ -255,6 +256,8 @@ def card_entries(table: pd.DataFrame, probe: pd.DataFrame | None = None,
             for name, column in names.items():
                 value = getattr(row, column)
                 entry[name] = bool(value) if isinstance(value, (bool, np.bool_)) else float(value)
+    for model in ([] if context is None else context["model"]):
+        entries[model]["context_chat"] = bool(context_chat)
     return entries
 
 
