@@ -39,8 +39,10 @@ def test_card_orders_models_by_measurement_and_flags_steps_that_go_down(project)
     entry = json.loads(path.read_text())["models"]["a"]
     assert entry["run"] == "interactive" and "reads_context" not in entry  # a was not in the context check
     assert "context_chat" not in entry
-    chat_card = report.card_entries(*card_tables(), context_chat=True)
-    assert chat_card["c"]["context_chat"] is True and "context_chat" not in chat_card["a"]
+    table, probe, context = card_tables()
+    chat_card = report.card_entries(table, probe, context.assign(chat=[False, True]))
+    assert chat_card["c"]["context_chat"] is True and chat_card["b"]["context_chat"] is False
+    assert "context_chat" not in chat_card["a"]
 
 
 def test_a_later_run_adds_and_replaces_entries(project, monkeypatch):

@@ -308,6 +308,28 @@ def test_both_orders_are_scored_and_their_mean_cancels_a_letter_bias():
     assert out["correct"].tolist() == [int(y == 0) for y in out["label"]]
 
 
+def test_context_check_uses_the_chat_template_only_where_the_model_has_one(monkeypatch):
+    from types import SimpleNamespace
+    asked = {}
+
+    def fake_scorer(name, batch_size=32, progress=False, chat=False):
+        asked[name] = chat
+        return lambda prompts, labels: np.log(np.full((len(prompts), len(labels)), 1.0 / len(labels)))
+
+    templates = {"instruct": "{{ messages }}", "base": None}
+    monkeypatch.setattr(context, "label_scorer", fake_scorer)
+    monkeypatch.setattr(context, "load_tokenizer", lambda name: SimpleNamespace(chat_template=templates[name]))
+    monkeypatch.setattr(context, "model_kind", lambda name: "decoder")
+    monkeypatch.setattr(context, "release", lambda name: None)
+    results = context.evaluate_context(["instruct", "base"], support_questions(), [0], chat=True)
+    assert asked == {"instruct": True, "base": False}
+    assert results.predictions.groupby("model")["chat"].first().to_dict() == {"instruct": True, "base": False}
+    table = report.context_table(results, n_boot=50)
+    assert table.set_index("model")["chat"].to_dict() == {"instruct": True, "base": False}
+    results = context.evaluate_context(["instruct"], support_questions(), [0], chat=False)
+    assert asked["instruct"] is False
+
+
 def test_evaluate_context_on_a_tiny_model_skips_the_encoder():
     from alignlab.lm.scoring import score_labels
     from alignlab.testing import tiny_causal_lm

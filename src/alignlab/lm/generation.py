@@ -44,6 +44,11 @@ from alignlab.models.load import load_causal_lm
 GENERATION_VERSION = "1"
 
 
+def has_chat_template(tokenizer) -> bool:
+    """True when the tokenizer carries a chat template (instruction-tuned models; base models do not)."""
+    return bool(getattr(tokenizer, "chat_template", None))
+
+
 def apply_chat(tokenizer, prompt: str, chat: bool | None = None) -> str:
     """The prompt as the model should see it: wrapped in the chat template when the tokenizer has
     one and `chat` is not False (raw text otherwise)."""

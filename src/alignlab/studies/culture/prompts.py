@@ -22,6 +22,7 @@ import pandas as pd
 
 from alignlab.data import load
 from alignlab.data.cultural import sample_per_cell, validate_items, validation_summary
+from alignlab.lm.generation import has_chat_template
 from alignlab.studies.culture.config import METHODS, TEMPLATES
 
 ORDERS = ("original", "swapped")  # original: Option 1 (high pole) listed first
@@ -57,10 +58,6 @@ def item_records(items) -> list[dict]:
     if hasattr(items, "to_list"):  # datasets.Dataset
         return items.to_list()
     return list(items)
-
-
-def has_chat_template(tokenizer) -> bool:
-    return bool(getattr(tokenizer, "chat_template", None))
 
 
 def as_chat(tokenizer, user: str, prefix: str = "") -> str:

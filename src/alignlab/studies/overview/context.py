@@ -7,7 +7,8 @@ it in the prompt (oracle). A model that reads its context is more accurate with 
 - Judge: study 02's judge (`alignlab.lm.judge`): options A "Yes, it is correct." / B "No, it is
   wrong." scored as " A" vs " B" after the prompt (with `chat`: the prompt as one user message
   through the model's chat template, "A" vs "B" as the first token of its answer, as study 02's
-  `judge_chat`), in both option orders; P(correct) is the mean
+  `judge_chat`; a model without a chat template, a base model, is judged on raw text and its rows
+  say so in `chat`), in both option orders; P(correct) is the mean
   over the two orders, and the judge says "correct" when it is above 0.5. The naive and oracle
   prompts differ only by the line "Passage: ..." (and a blank line) before the question.
 - Scores are cached per model (kind `judge_scores`, by the prompts); encoders have no LM head to
@@ -26,8 +27,9 @@ from dataclasses import dataclass, field
 import pandas as pd
 
 from alignlab.data import binary_view
+from alignlab.lm.generation import has_chat_template
 from alignlab.lm.judge import both_orders, judge_probabilities, label_scorer, passage_context, score_requests
-from alignlab.models.load import model_kind, release
+from alignlab.models.load import load_tokenizer, model_kind, release
 
 CONDITIONS = ("naive", "oracle")
 JUDGE_FORMAT = "ab"
@@ -101,11 +103,13 @@ def evaluate_context(models: list[str], questions, seeds: list[int], batch_size:
         if name not in scorers and model_kind(name) == "encoder":
             skipped[name] = ENCODER_REASON
             continue
+        use_chat = chat and name not in scorers and has_chat_template(load_tokenizer(name))
         frame = judge_items(items, scorers.get(name) or label_scorer(name, batch_size=batch_size, progress=progress,
-                                                                                chat=chat))
+                                                                                chat=use_chat))
         if name not in scorers:
             release(name)
         frame.insert(0, "model", name)
+        frame.insert(1, "chat", bool(use_chat))
         frames.append(frame)
-    columns = ["model", "seed", "id", "kind", "label", "condition", "p_correct", "pred", "correct"]
+    columns = ["model", "chat", "seed", "id", "kind", "label", "condition", "p_correct", "pred", "correct"]
     return ContextResults(pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=columns), skipped)

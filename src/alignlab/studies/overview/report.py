@@ -110,20 +110,21 @@ def context_table(results: ContextResults, n_boot: int = 2000) -> pd.DataFrame:
     with a 95% bootstrap CI over questions, and their paired difference `gain` = oracle - naive with
     a paired-bootstrap 95% CI (`lo`, `hi`; questions resampled jointly in both conditions). A
     question's accuracy is its mean over seeds (each seed shows another answer) and both option
-    orders' mean P(correct) decides each verdict. `verdict`: `reads_context` iff the CI is above 0."""
+    orders' mean P(correct) decides each verdict. `verdict`: `reads_context` iff the CI is above 0.
+    `chat`: the prompts went through the model's chat template."""
     rows = []
     for model, group in results.predictions.groupby("model", sort=False):
         per_question = {c: g.groupby("id")["correct"].mean() for c, g in group.groupby("condition")}
         oracle, naive = per_question["oracle"].align(per_question["naive"], join="inner")
-        row = {"model": model}
+        row = {"model": model, "chat": bool(group["chat"].iloc[0]) if "chat" in group else False}
         for condition, values in (("naive", naive), ("oracle", oracle)):
             lo, hi = bootstrap_ci(values.to_numpy(), n_boot=n_boot)
             row |= {f"{condition}_acc": float(values.mean()), f"{condition}_lo": lo, f"{condition}_hi": hi}
         lo, hi = paired_bootstrap_ci(oracle.to_numpy(), naive.to_numpy(), n_boot=n_boot)
         rows.append(row | {"gain": float(oracle.mean() - naive.mean()), "lo": lo, "hi": hi,
                            "reads_context": bool(lo > 0), "questions": len(oracle)})
-    columns = ["model", "naive_acc", "naive_lo", "naive_hi", "oracle_acc", "oracle_lo", "oracle_hi", "gain", "lo",
-               "hi", "reads_context", "questions"]
+    columns = ["model", "chat", "naive_acc", "naive_lo", "naive_hi", "oracle_acc", "oracle_lo", "oracle_hi", "gain",
+               "lo", "hi", "reads_context", "questions"]
     return pd.DataFrame(rows, columns=columns)
 
 
@@ -240,7 +241,7 @@ def metrics(table: pd.DataFrame, mc: pd.DataFrame, comparisons: pd.DataFrame, pr
 
 
 def card_entries(table: pd.DataFrame, probe: pd.DataFrame | None = None,
-                 context: pd.DataFrame | None = None, context_chat: bool = False) -> dict:
+                 context: pd.DataFrame | None = None) -> dict:
     """{model: {metric: value}} for the capability card (`alignlab.ladder.write_card`): zero-shot
     accuracy and AUROC, probe accuracy, AUROC and chosen layer, and the "reads its context" check
     with the prompt format it used (`context_chat`: through the chat template)."""
@@ -256,8 +257,8 @@ def card_entries(table: pd.DataFrame, probe: pd.DataFrame | None = None,
             for name, column in names.items():
                 value = getattr(row, column)
                 entry[name] = bool(value) if isinstance(value, (bool, np.bool_)) else float(value)
-    for model in ([] if context is None else context["model"]):
-        entries[model]["context_chat"] = bool(context_chat)
+    for row in ([] if context is None else context.itertuples()):
+        entries[row.model]["context_chat"] = bool(getattr(row, "chat", False))
     return entries
 
 
