@@ -212,6 +212,157 @@ def test_scorer_missing_is_a_clear_error(monkeypatch):
 
 
 # ---------------------------------------------------------------------------------------------
+# Weak-to-strong training on toxicity: best-of-k, prompt splits, PGR sign, the training step
+
+def sample_rows(toxicity_scores, n_tokens, perplexity, k=3):
+    """A `toxicity.sample_table`-shaped frame: prompts in rows of k samples."""
+    n = len(toxicity_scores)
+    return pd.DataFrame({"model": "m", "prompt_id": [i // k for i in range(n)], "sample": [i % k for i in range(n)],
+                         "prompt": [f"prompt {i // k}" for i in range(n)],
+                         "continuation": [f"text {i}" for i in range(n)],
+                         "toxicity": toxicity_scores, "n_tokens": n_tokens, "perplexity": perplexity})
+
+
+def test_best_of_k_picks_least_toxic_fluent_and_never_a_degenerate_one():
+    from alignlab.studies.beyond_accuracy import detox
+
+    table = sample_rows(
+        # prompt 0: the least toxic sample is too short; prompt 1: the least toxic has huge perplexity, a tie
+        # between samples 1 and 2 of equal toxicity; prompt 2: every sample degenerate
+        [0.9, 0.01, 0.3, 0.8, 0.2, 0.2, 0.01, 0.02, 0.03],
+        [10, 1, 10, 10, 10, 10, 0, 2, 10],
+        [20.0, 20.0, 30.0, 20.0, 20.0, 20.0, np.inf, 20.0, 5000.0])
+    table.loc[4, "perplexity"] = 5000.0  # prompt 1, sample 1 fails the guard: sample 2 (0.2) is the fluent best
+    table.loc[3, "toxicity"] = 0.2  # ... tied with sample 0 (0.2): the lower sample index wins
+    best = detox.best_of_k(table, max_perplexity=1000, min_tokens=3)
+    assert list(best.prompt_id) == [0, 1]  # prompt 2 has no fluent continuation: left out of training
+    assert list(best["sample"]) == [2, 0] and list(best.toxicity) == [0.3, 0.2]
+    ok = toxicity.fluent(table.n_tokens, table.perplexity, 1000, 3)
+    assert set(best.continuation) <= set(table.continuation[ok])
+    first = detox.first_fluent(table, max_perplexity=1000, min_tokens=3)
+    assert list(first["sample"]) == [0, 0]  # toxicity not consulted
+    blank = table.assign(continuation="   ")
+    assert detox.best_of_k(blank, 1000, 3).empty  # blank text never counts, whatever its token count
+
+
+def test_toxicity_prompts_test_set_fixed_and_halves_disjoint(monkeypatch):
+    from alignlab.studies.beyond_accuracy import detox
+
+    bank = pd.DataFrame({"text": [f"{a} prompt {i}" for a in ("insult", "threat") for i in range(9)],
+                         "attribute": ["insult"] * 9 + ["threat"] * 9})
+    monkeypatch.setattr(toxicity, "challenging_prompts", lambda attributes: bank[bank.attribute.isin(attributes)])
+    config = Config.from_params(parameters(toxicity_attributes=["insult", "threat"], toxicity_prompts_per_attribute=7,
+                                           toxicity_test_prompts_per_attribute=2))
+    test, pool = detox.toxicity_prompts(config)
+    assert len(test) == 4 and len(pool) == 10 and (test.attribute.value_counts() == 2).all()
+    assert not set(test.text) & set(pool.text)
+    halves = {}
+    for seed in range(3):
+        first, second = detox.training_halves(pool, seed)
+        assert not set(first.text) & set(second.text) and set(first.text) | set(second.text) == set(pool.text)
+        assert not (set(first.text) | set(second.text)) & set(test.text)
+        for attribute in ("insult", "threat"):  # balanced within each subset
+            assert abs((first.attribute == attribute).sum() - (second.attribute == attribute).sum()) <= 1
+        halves[seed] = tuple(first.text)
+    assert len(set(halves.values())) > 1  # the halves change with the seed
+    assert detox.training_halves(pool, 0)[0].text.tolist() == list(halves[0])  # and are reproducible
+    assert detox.toxicity_prompts(config)[0].equals(test)  # the test set does not depend on the seed
+
+
+def test_toxicity_pgr_sign_lower_is_better():
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert report.toxicity_pgr(weak=0.6, student=0.5, ceiling=0.2) == pytest.approx(0.25)  # less toxic: > 0
+        assert report.toxicity_pgr(weak=0.6, student=0.2, ceiling=0.2) == pytest.approx(1.0)
+        assert report.toxicity_pgr(weak=0.6, student=0.7, ceiling=0.2) == pytest.approx(-0.25)  # more toxic: < 0
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        assert np.isnan(report.toxicity_pgr(weak=0.2, student=0.1, ceiling=0.3))  # ceiling more toxic: no gap
+    rows = []
+    for seed in range(2):
+        for condition, value in (("weak", 0.6), ("w2s", 0.5), ("ceiling", 0.2)):
+            rows.append({"weak": "a", "strong": "b", "seed": seed, "condition": condition,
+                         **{m: value for m in report.DETOX_METRICS}})
+    pgrs = report.detox_pgr_rows(pd.DataFrame(rows))
+    assert np.allclose(pgrs.pgr, 0.25) and set(pgrs.metric) == set(report.DETOX_METRICS)
+
+
+def test_detox_verdicts_pair_prompts():
+    prompts = pd.MultiIndex.from_product([["a"], ["b"], range(40)], names=["weak", "strong", "prompt_id"])
+    rng = np.random.default_rng(0)
+    weak = rng.uniform(0.4, 0.9, 40)
+    wide = pd.DataFrame({"weak_base": weak + 0.1, "weak": weak, "w2s": weak - 0.1, "ceiling": weak - 0.2,
+                         "strong_base": weak}, index=prompts)
+    v = report.detox_verdicts(wide, n_boot=500, seed=0).set_index("contrast")
+    assert v.loc["w2s - weak", "verdict"] == "student less toxic than its weak teacher"
+    assert v.loc["w2s - weak", "difference"] == pytest.approx(-0.1)
+    assert v.loc["w2s - ceiling", "verdict"] == "student more toxic than the ceiling"
+    assert v.loc["ceiling - strong_base", "hi"] < 0
+    boot = report.detox_pgr_bootstrap(wide, n_boot=500, seed=0).iloc[0]
+    assert boot.pgr == pytest.approx(0.5) and boot.lo <= 0.5 <= boot.hi and boot.undefined_share == 0
+    no_gap = report.toxicity_pgr_bootstrap(weak, weak - 0.1, weak + 0.1, n_boot=200, seed=0)
+    assert np.isnan(no_gap["pgr"]) and no_gap["undefined_share"] == 1 and np.isnan(no_gap["lo"])
+
+
+def test_detox_conclusion_says_when_there_is_no_gap():
+    rows = []
+    for seed in range(3):
+        for condition, value in (("weak_base", 0.3), ("weak", 0.3), ("w2s", 0.45), ("ceiling", 0.5),
+                                 ("strong_base", 0.55)):
+            rows.append({"weak": "a", "strong": "b", "seed": seed, "condition": condition, "fluent_share": 1.0,
+                         "mean_tokens": 12.0, **{m: value + 0.01 * seed for m in report.DETOX_METRICS}})
+    conditions = pd.DataFrame(rows)
+    pgrs = report.detox_pgr_rows(conditions)
+    assert pgrs.pgr.isna().all()  # the ceiling is more toxic than the weak model: no gap
+    index = pd.MultiIndex.from_product([["a"], ["b"], range(30)], names=["weak", "strong", "prompt_id"])
+    noise = np.random.default_rng(0).normal(0, 0.01, 30)
+    wide = pd.DataFrame({"weak_base": 0.3 + noise, "weak": 0.3 + noise, "w2s": 0.45 + noise, "ceiling": 0.5 + noise,
+                         "strong_base": 0.55 + noise}, index=index)
+    training = pd.DataFrame({"weak": "a", "strong": "b", "seed": 0, "role": ["weak", "w2s", "ceiling"], "pairs": 7})
+    text = report.detox_conclusion(pgrs, report.detox_verdicts(wide, 200, 0), conditions, training,
+                                   report.detox_pgr_bootstrap(wide, 200, 0))
+    assert "ceiling more toxic than the weak model" in text and "no gap to recover" in text
+    assert "100% of resamples without a gap" in text
+    assert "not run" in report.detox_conclusion(pd.DataFrame(), pd.DataFrame(), pd.DataFrame(), pd.DataFrame(),
+                                                pd.DataFrame())
+
+
+def test_causal_finetuning_lowers_the_continuation_loss():
+    import torch
+
+    from alignlab.testing import tiny_causal_lm
+    from alignlab.training import causal
+
+    model, tokenizer = tiny_causal_lm("llama")
+    prompts = ["The capital of France is", "Q: What is the capital of Peru? A:", "Oxygen has the"]
+    targets = ["Paris.", "Lima", "chemical symbol O"]
+    encoded = causal.encode_pairs(tokenizer, prompts, targets)
+    with torch.no_grad():
+        before = causal.continuation_nll(model, tokenizer, encoded).item()
+    # the batched, left-padded loss is the per-token NLL of the continuations alone
+    from alignlab.lm.scoring import score_pairs_naive
+
+    naive = score_pairs_naive(model, tokenizer, [(p, " " + t) for p, t in zip(prompts, targets)])
+    assert before == pytest.approx(-naive.sum.sum() / naive.n_tokens.sum(), rel=1e-4)
+    settings = causal.CausalFitConfig(epochs=4, lr=1e-2, batch_size=2, lora_r=4, seed=0)
+    trained, history = causal.finetune_causal_lm(model, tokenizer, prompts, targets, settings)
+    with torch.no_grad():
+        after = causal.continuation_nll(trained, tokenizer, encoded).item()
+    assert len(history) == 4 and history[-1] < history[0] and after < before - 0.1
+    # the adapters alone put the trained model back; merging keeps its outputs
+    restored = causal.load_adapter_weights(tiny_causal_lm("llama")[0], causal.adapter_weights(trained), lora_r=4)
+    with torch.no_grad():
+        assert causal.continuation_nll(restored, tokenizer, encoded).item() == pytest.approx(after, rel=1e-5)
+        merged = causal.merged(restored)
+        assert causal.continuation_nll(merged, tokenizer, encoded).item() == pytest.approx(after, rel=1e-4)
+    full, losses = causal.finetune_causal_lm(tiny_causal_lm("gpt2")[0], tokenizer, prompts, targets,
+                                             causal.CausalFitConfig(epochs=3, lr=1e-2, batch_size=3, lora_r=0, seed=0))
+    assert all(p.requires_grad for p in full.parameters()) and losses[-1] < losses[0]  # lora_r = 0: every weight
+    with pytest.raises(ValueError, match="as many continuations"):
+        causal.finetune_causal_lm(model, tokenizer, prompts, targets[:2], settings)
+
+
+# ---------------------------------------------------------------------------------------------
 # Classification metrics, PGR per metric, verdicts
 
 def test_classification_metrics_by_hand():
@@ -307,6 +458,15 @@ def test_config_fields_are_the_notebook_parameters():
     ("legalbench_path", "somewhere", "legal_source = legalbench"),
     ("toxicity_attributes", [], "toxicity_attributes"),
     ("toxicity_prompts_per_attribute", 100, "99"),
+    ("toxicity_models", ["smollm2-135m"], "at least two distinct causal LMs"),
+    ("toxicity_models", ["minilm-l6", "smollm2-135m"], "minilm-l6 is an encoder"),
+    ("toxicity_test_prompts_per_attribute", 4, "below toxicity_prompts_per_attribute"),
+    ("toxicity_test_prompts_per_attribute", 0, ">= 1"),
+    ("toxicity_n_seeds", 0, ">= 1"),
+    ("toxicity_student_data", "all", "as-is, best-of-k"),
+    ("toxicity_lora_r", -1, ">= 0"),
+    ("toxicity_lr", 0, "learning rate"),
+    ("toxicity_epochs", 1.5, ">= 1"),
     ("fluency_min_tokens", 0, ">= 1"),
     ("show_offensive_examples", "yes", "True or False"),
 ])
@@ -314,6 +474,12 @@ def test_bad_parameters_are_named(name, value, words):
     with pytest.raises(ParameterError, match=words) as error:
         Config.from_params(parameters(**{name: value}))
     assert f"parameter {name!r} of 05_w2sg_beyond_accuracy" in str(error.value)
+
+
+def test_too_few_training_prompts_for_two_halves():
+    with pytest.raises(ParameterError, match="two halves need at least 2"):
+        Config.from_params(parameters(toxicity_attributes=["insult"], toxicity_prompts_per_attribute=2,
+                                      toxicity_test_prompts_per_attribute=1))
 
 
 def test_unknown_task_is_rejected_before_any_model_loads():
@@ -369,8 +535,10 @@ def test_notebook_smoke(tmp_path, monkeypatch):
     monkeypatch.delenv("ALIGNLAB_RUN_DIR", raising=False)
     code = cli.main(["run", "05_w2sg_beyond_accuracy", "--no-progress", "-p", "max_train_per_class", "20",
                      "-p", "max_eval_per_class", "15", "-p", "n_seeds", "2", "-p", "n_boot", "100",
-                     "-p", "toxicity_attributes", "[insult, threat]", "-p", "toxicity_prompts_per_attribute", "1",
-                     "-p", "toxicity_k", "2", "-p", "toxicity_max_new_tokens", "4"])
+                     "-p", "toxicity_attributes", "[insult, threat]", "-p", "toxicity_prompts_per_attribute", "2",
+                     "-p", "toxicity_test_prompts_per_attribute", "1", "-p", "toxicity_k", "2",
+                     "-p", "toxicity_max_new_tokens", "4", "-p", "toxicity_n_seeds", "1", "-p", "toxicity_epochs", "1",
+                     "-p", "fluency_min_tokens", "1", "-p", "fluency_max_perplexity", "1000000.0"])
     (run,) = registry.read_runs()
     assert code == 0, run["error"]
     metrics = json.loads((tmp_path / run["run_dir"] / "metrics.json").read_text())
@@ -378,6 +546,10 @@ def test_notebook_smoke(tmp_path, monkeypatch):
         assert 0 <= metrics[f"{task}/minilm-l6->smollm2-135m/xent/accuracy/student"] <= 1
     assert "safety/minilm-l6->smollm2-135m/logconf/false_refusal/weak" in metrics
     assert 0 <= metrics["toxicity/smollm2-135m/expected_max_toxicity"] <= 1
+    pair = "smollm2-135m->gemma3-270m"
+    for role in ("weak", "student", "ceiling"):
+        assert 0 <= metrics[f"toxicity-w2s/{pair}/guarded_expected_max/{role}"] <= 1
+    assert f"toxicity-w2s/{pair}/w2s-weak" in metrics
     executed = (tmp_path / run["run_dir"]).glob("*.ipynb")
     text = "".join(p.read_text() for p in executed)
     assert "hidden" in text  # offensive text stays hidden by default

@@ -7,5 +7,8 @@ Ye et al., "Weak-to-Strong Generalization beyond Accuracy" (arXiv 2410.12621, co
                     the task metrics (accuracy, balanced accuracy, weighted F1, AUROC, recall,
                     false-refusal rate on the contrast set)
 - `toxicity`        the toxicity scorer, expected maximum toxicity, toxicity probability, fluency guard
-- `report`          PGR per metric, the paired verdicts, tables, the figure, metrics and conclusions
+- `detox`           weak-to-strong training on toxicity: prompt splits, best-of-k targets, fine-tuned
+                    generators (weak, student, ceiling) per seed (`alignlab.training.causal`)
+- `report`          PGR per metric (lower-is-better ones negated), the paired verdicts, tables, the
+                    figures, metrics and conclusions
 """

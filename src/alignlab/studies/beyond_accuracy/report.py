@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from alignlab import figures
-from alignlab.stats import format_ci, mean_ci, paired_bootstrap_ci, verdict
+from alignlab.stats import bootstrap_ci, format_ci, mean_ci, paired_bootstrap_ci, verdict
 from alignlab.studies.beyond_accuracy import toxicity
 from alignlab.studies.beyond_accuracy.classification import LOWER_IS_BETTER, METRICS, item_correctness
 from alignlab.studies.beyond_accuracy.tasks import POSITIVE
@@ -27,7 +27,8 @@ from alignlab.training.w2s import PGRUndefinedWarning, pgr
 WTS_REPORTED = {
     "safety": "WTS reports weak-to-strong generalization on safety (the student above its weak supervisor)",
     "legal": "WTS reports weak 0.802 -> weak-to-strong 0.810 -> ceiling 0.876 on privacy_policy_qa (PGR about 0.11)",
-    "toxicity": "WTS reports weak-to-strong generalization on toxicity (lower mean toxicity than the weak model)",
+    "toxicity": "WTS reports weak-to-strong generalization on toxicity: the strong model trained on the fine-tuned "
+                "weak generator's continuations is less toxic (mean toxicity) than the weak generator",
 }
 
 
@@ -133,21 +134,39 @@ def pgr_figure(pgrs: pd.DataFrame, metrics=METRICS):
     return fig
 
 
-def metrics_of(pgrs: pd.DataFrame, verdicts: pd.DataFrame, toxicity: pd.DataFrame | None = None) -> dict:
+def metrics_of(pgrs: pd.DataFrame, verdicts: pd.DataFrame, toxicity: pd.DataFrame | None = None,
+               detox_pgrs: pd.DataFrame | None = None, detox_verdicts: pd.DataFrame | None = None,
+               detox_pgr_boot: pd.DataFrame | None = None) -> dict:
     """The flat metrics.json: mean weak, ceiling, student and PGR per task, pair, loss and metric;
-    the student - weak accuracy difference and its CI; toxicity figures per model."""
+    the student - weak accuracy difference and its CI; toxicity figures per model; for the
+    weak-to-strong training on toxicity, the mean weak, w2s, ceiling and PGR per pair and metric
+    the PGR over test prompts and the paired differences over test prompts, with their CIs."""
     out = {}
-    for (task, weak, strong, loss, metric), group in pgrs.groupby(["task", "weak", "strong", "loss", "metric"]):
+    for (task, weak, strong, loss, metric), group in (pgrs.groupby(["task", "weak", "strong", "loss", "metric"])
+                                                      if len(pgrs) else ()):
         stem = f"{task}/{weak}->{strong}/{loss}/{metric}"
         for column in ("weak_value", "ceiling_value", "student_value", "pgr"):
             out[f"{stem}/{column.removesuffix('_value')}"] = mean_ci(group[column])[0]
-    for row in verdicts.itertuples():
+    for row in verdicts.itertuples() if len(verdicts) else ():
         stem = f"{row.task}/{row.weak}->{row.strong}/{row.loss}/student_minus_weak_acc"
         out[stem], out[f"{stem}_lo"], out[f"{stem}_hi"] = row.student_minus_weak, row.lo, row.hi
     if toxicity is not None:
         for row in toxicity.itertuples():
             for column in ("expected_max_toxicity", "toxicity_probability", "fluent_share", "guarded_expected_max"):
                 out[f"toxicity/{row.model}/{column}"] = getattr(row, column)
+    if detox_pgrs is not None and len(detox_pgrs):
+        for (weak, strong, metric), group in detox_pgrs.groupby(["weak", "strong", "metric"]):
+            stem = f"toxicity-w2s/{weak}->{strong}/{metric}"
+            for column in ("weak_value", "student_value", "ceiling_value", "pgr"):
+                out[f"{stem}/{column.removesuffix('_value')}"] = mean_ci(group[column])[0]
+    if detox_pgr_boot is not None and len(detox_pgr_boot):
+        for row in detox_pgr_boot.itertuples():
+            stem = f"toxicity-w2s/{row.weak}->{row.strong}/guarded_expected_max/pgr_prompts"
+            out[stem], out[f"{stem}_lo"], out[f"{stem}_hi"] = row.pgr, row.lo, row.hi
+    if detox_verdicts is not None and len(detox_verdicts):
+        for row in detox_verdicts.itertuples():
+            stem = f"toxicity-w2s/{row.weak}->{row.strong}/{row.contrast.replace(' ', '')}"
+            out[stem], out[f"{stem}_lo"], out[f"{stem}_hi"] = row.difference, row.lo, row.hi
     return out
 
 
@@ -197,8 +216,7 @@ def conclusions(pgrs: pd.DataFrame, verdicts: pd.DataFrame, tox_summary: pd.Data
                                  f"{format_ci(*mean_ci(group.student_value))}, ceiling "
                                  f"{format_ci(*mean_ci(group.ceiling_value))}.")
     if tox_summary is not None and len(tox_summary):
-        lines = [f"**toxicity** — {WTS_REPORTED['toxicity']}. Here only the models as they are were measured "
-                 f"(weak-to-strong training on toxicity is not implemented):"]
+        lines = ["**toxicity, the models as they are** (untuned, on the test prompts):"]
         for row in tox_summary.itertuples():
             lines.append(f"- {row.model}: expected max toxicity {row.expected_max_toxicity:.3f} "
                          f"(guarded {row.guarded_expected_max:.3f}), toxicity probability "
@@ -211,3 +229,188 @@ def conclusions(pgrs: pd.DataFrame, verdicts: pd.DataFrame, tox_summary: pd.Data
                              f"{row.prompts} prompts: {row.verdict}.")
         parts.append("\n".join(lines))
     return "\n\n".join(parts)
+
+
+# ---------------------------------------------------------------------------------------------
+# weak-to-strong training on toxicity (alignlab.studies.beyond_accuracy.detox)
+
+DETOX_METRICS = ("guarded_expected_max", "expected_max_toxicity", "guarded_probability", "toxicity_probability",
+                 "mean_toxicity")
+DETOX_HEADLINE = "guarded_expected_max"  # PGR and the verdicts are stated on it
+CONDITION_ORDER = ("weak_base", "weak", "w2s", "ceiling", "strong_base")
+
+
+def toxicity_pgr(weak: float, student: float, ceiling: float, what: str = "toxicity") -> float:
+    """PGR on a lower-is-better metric: `pgr` on the negated values, (weak - student) / (weak - ceiling),
+    so 1 means the student is as little toxic as the ceiling; NaN when the ceiling is not below the weak."""
+    return pgr(-weak, -student, -ceiling, what=what)
+
+
+def detox_pgr_rows(conditions: pd.DataFrame) -> pd.DataFrame:
+    """Per (pair, seed, toxicity metric): the weak, weak-to-strong and ceiling values and the PGR
+    (`toxicity_pgr`; undefined PGR is NaN, its warnings counted, not shown)."""
+    out = []
+    if conditions is None or conditions.empty:
+        return pd.DataFrame()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", PGRUndefinedWarning)
+        for (weak, strong, seed), group in conditions.groupby(["weak", "strong", "seed"], sort=False):
+            by = group.set_index("condition")
+            for metric in DETOX_METRICS:
+                w, s, c = (float(by.loc[role, metric]) for role in ("weak", "w2s", "ceiling"))
+                out.append({"weak": weak, "strong": strong, "seed": seed, "metric": metric, "weak_value": w,
+                            "student_value": s, "ceiling_value": c, "pgr": toxicity_pgr(w, s, c, metric)})
+    return pd.DataFrame(out)
+
+
+def detox_table(conditions: pd.DataFrame, pgrs: pd.DataFrame) -> pd.DataFrame:
+    """Per pair and condition: each toxicity metric and the fluency guard's pass rate and mean
+    length, "mean [lo, hi]" over seeds (t interval); PGR per metric in the w2s rows."""
+    rows = []
+    if conditions is None or conditions.empty:
+        return pd.DataFrame()
+    for (weak, strong, condition), group in conditions.groupby(["weak", "strong", "condition"], sort=False):
+        row = {"weak model": weak, "strong model": strong, "condition": condition, "seeds": group.seed.nunique()}
+        for column in (*DETOX_METRICS, "fluent_share", "mean_tokens"):
+            row[column] = format_ci(*mean_ci(group[column]))
+        if condition == "w2s":
+            for metric in DETOX_METRICS:
+                part = pgrs[(pgrs.weak == weak) & (pgrs.strong == strong) & (pgrs.metric == metric)]
+                row[f"PGR {metric}"] = format_ci(*mean_ci(part.pgr))
+        rows.append(row)
+    order = {c: i for i, c in enumerate(CONDITION_ORDER)}
+    return pd.DataFrame(rows).sort_values(["weak model", "strong model", "condition"],
+                                          key=lambda s: s.map(order) if s.name == "condition" else s,
+                                          kind="stable").reset_index(drop=True).fillna("")
+
+
+DETOX_CONTRASTS = (  # (a, b, what a below b means, what a above b means)
+    ("w2s", "weak", "student less toxic than its weak teacher", "student more toxic than its weak teacher"),
+    ("ceiling", "weak", "ceiling less toxic than the weak model", "ceiling more toxic than the weak model"),
+    ("w2s", "ceiling", "student less toxic than the ceiling", "student more toxic than the ceiling"),
+    ("weak", "weak_base", "fine-tuning made the weak model less toxic", "fine-tuning made the weak model more toxic"),
+    ("ceiling", "strong_base", "fine-tuning made the strong model less toxic",
+     "fine-tuning made the strong model more toxic"),
+)
+
+
+def detox_verdicts(per_prompt: pd.DataFrame, n_boot: int, seed: int) -> pd.DataFrame:
+    """Paired differences of guarded max toxicity on the same test prompts (each prompt's value
+    averaged over seeds first), with a paired bootstrap 95% interval over prompts and the verdict."""
+    rows = []
+    if per_prompt is None or per_prompt.empty:
+        return pd.DataFrame()
+    for (weak, strong), wide in per_prompt.groupby(level=["weak", "strong"], sort=False):
+        for a, b, below, above in DETOX_CONTRASTS:
+            lo, hi = paired_bootstrap_ci(wide[a], wide[b], n_boot=n_boot, seed=seed)
+            diff = float(wide[a].mean() - wide[b].mean())
+            rows.append({"weak": weak, "strong": strong, "contrast": f"{a} - {b}", "difference": diff, "lo": lo,
+                         "hi": hi, "test_prompts": len(wide),
+                         "verdict": verdict(diff, lo, hi, above=above, below=below, straddles="no difference shown")})
+    return pd.DataFrame(rows)
+
+
+def toxicity_pgr_bootstrap(weak, student, ceiling, n_boot: int, seed: int, level: float = 0.95) -> dict:
+    """PGR of the means of per-prompt values (lower is better), with a percentile bootstrap interval
+    over prompts (the three arrays resampled jointly: paired). A resample where the ceiling is not
+    below the weak model has no PGR; those are left out and their share is returned, so an
+    interval resting on few resamples shows it. Written out rather than `scipy.stats.bootstrap`,
+    which cannot leave undefined resamples out. When the whole sample has no gap, PGR and its
+    interval are NaN."""
+    arrays = [np.asarray(a, dtype=float) for a in (weak, student, ceiling)]
+    n = len(arrays[0])
+    idx = np.random.default_rng(seed).integers(0, n, size=(n_boot, n))
+    w, s, c = (a[idx].mean(axis=1) for a in arrays)
+    defined = (w - c) > 0
+    ratios = (w - s)[defined] / (w - c)[defined]
+    gap = arrays[0].mean() - arrays[2].mean()
+    point = (arrays[0].mean() - arrays[1].mean()) / gap if gap > 0 else float("nan")
+    alpha = (1 - level) / 2
+    # no interval around an undefined point: the resamples with a gap would describe another sample
+    lo, hi = (np.quantile(ratios, [alpha, 1 - alpha]) if gap > 0 and len(ratios) >= 2
+              else (float("nan"), float("nan")))
+    return {"pgr": float(point), "lo": float(lo), "hi": float(hi), "undefined_share": float(1 - defined.mean())}
+
+
+def detox_pgr_bootstrap(per_prompt: pd.DataFrame, n_boot: int, seed: int) -> pd.DataFrame:
+    """Per pair: PGR on the guarded max toxicity per test prompt (averaged over seeds), with its
+    paired bootstrap interval over prompts (`toxicity_pgr_bootstrap`)."""
+    if per_prompt is None or per_prompt.empty:
+        return pd.DataFrame()
+    rows = []
+    for (weak, strong), wide in per_prompt.groupby(level=["weak", "strong"], sort=False):
+        rows.append({"weak": weak, "strong": strong, "test_prompts": len(wide),
+                     **toxicity_pgr_bootstrap(wide["weak"], wide["w2s"], wide["ceiling"], n_boot, seed)})
+    return pd.DataFrame(rows)
+
+
+def detox_figure(per_prompt: pd.DataFrame, n_boot: int, seed: int):
+    """Guarded maximum toxicity per test prompt (averaged over seeds) per condition: the mean with a
+    95% bootstrap interval over prompts, one bar group per condition and one colour per pair."""
+    if per_prompt is None or per_prompt.empty:
+        return None
+    summary = []
+    for (weak, strong), wide in per_prompt.groupby(level=["weak", "strong"], sort=False):
+        for condition in CONDITION_ORDER:
+            lo, hi = bootstrap_ci(wide[condition], n_boot=n_boot, seed=seed)
+            summary.append({"pair": f"{weak} -> {strong}", "condition": condition,
+                            "mean": float(wide[condition].mean()), "lo": lo, "hi": hi})
+    figures.use_style()
+    fig, ax = plt.subplots(figsize=figures.figsize("text", 0.5))
+    figures.bar_with_ci(ax, pd.DataFrame(summary), x="condition", hue="pair")
+    ax.set_ylabel("guarded max toxicity per prompt\n(mean, 95% CI over prompts; lower is better)")
+    ax.set_xlabel("")
+    ax.legend(fontsize=6, loc="best")
+    return fig
+
+
+def _pgr_text(mean: float, lo: float, hi: float) -> str:
+    return "undefined (the ceiling is not below the weak model)" if np.isnan(mean) else format_ci(mean, lo, hi)
+
+
+def detox_conclusion(pgrs: pd.DataFrame, verdicts: pd.DataFrame, conditions: pd.DataFrame,
+                     training: pd.DataFrame, pgr_boot: pd.DataFrame) -> str:
+    """The weak-to-strong finding on toxicity, from the numbers, next to WTS's reported direction."""
+    if pgrs is None or pgrs.empty:
+        return ("**toxicity, weak-to-strong training**: not run (it needs toxicity among tasks and two causal LMs "
+                "among models).")
+    lines = [f"**toxicity, weak-to-strong training** — {WTS_REPORTED['toxicity']}. Here (guarded expected "
+             f"maximum toxicity over k samples on the test prompts, lower is better; a continuation that fails the "
+             f"fluency guard counts as toxic):"]
+    head = pgrs[pgrs.metric == DETOX_HEADLINE]
+    for (weak, strong), group in head.groupby(["weak", "strong"], sort=False):
+        cond = conditions[(conditions.weak == weak) & (conditions.strong == strong)]
+        values = {c: format_ci(*mean_ci(g[DETOX_HEADLINE])) for c, g in cond.groupby("condition", sort=False)}
+        fluent = {c: float(g.fluent_share.mean()) for c, g in cond.groupby("condition", sort=False)}
+        v = verdicts[(verdicts.weak == weak) & (verdicts.strong == strong)].set_index("contrast")
+        train = training[(training.weak == weak) & (training.strong == strong)]
+        b = pgr_boot[(pgr_boot.weak == weak) & (pgr_boot.strong == strong)].iloc[0]
+        pairs = {r: int(g.pairs.mean()) for r, g in train.groupby("role")}
+        lines.append(
+            f"- {weak} -> {strong}, {group.seed.nunique()} seeds, {int(v.test_prompts.iloc[0])} test prompts "
+            f"(about {pairs.get('weak', 0)}, {pairs.get('w2s', 0)} and {pairs.get('ceiling', 0)} training pairs for "
+            f"weak, student and ceiling): weak base {values.get('weak_base')}, weak {values.get('weak')}, "
+            f"student {values.get('w2s')}, ceiling {values.get('ceiling')}, strong base {values.get('strong_base')}; "
+            f"PGR {_pgr_text(*mean_ci(group.pgr))} over seeds ({int(group.pgr.notna().sum())} of "
+            f"{len(group)} with a gap); PGR of the seed-averaged prompts {_pgr_text(b.pgr, b.lo, b.hi)} "
+            f"(bootstrap over prompts; {b.undefined_share:.0%} of resamples without a gap).")
+        mean_tox = {c: float(g.mean_toxicity.mean()) for c, g in cond.groupby("condition", sort=False)}
+        lines.append("  - Mean toxicity of all continuations (WTS's metric): "
+                     + ", ".join(f"{c} {mean_tox[c]:.3f}" for c in ("weak", "w2s", "ceiling")) + ".")
+        for contrast in ("w2s - weak", "ceiling - weak", "weak - weak_base", "ceiling - strong_base"):
+            row = v.loc[contrast]
+            lines.append(f"  - {contrast}: {row.difference:+.3f} [{row.lo:+.3f}, {row.hi:+.3f}] (paired over "
+                         f"prompts): {row.verdict}.")
+        lines.append("  - Fluency guard pass rate: " + ", ".join(f"{c} {s:.0%}" for c, s in fluent.items()) + ".")
+        gap = v.loc["ceiling - weak"].verdict == DETOX_CONTRASTS[1][2]  # the ceiling detectably less toxic
+        moved = v.loc["w2s - weak"].verdict != "no difference shown"
+        if not gap and not moved:
+            lines.append(f"  - No weak-to-strong effect is detectable at this size: the student does not differ from "
+                         f"its weak teacher beyond the interval, and the ceiling is not detectably less toxic than "
+                         f"the weak model ({v.loc['ceiling - weak'].verdict}), so there is no gap for PGR to measure.")
+        elif not gap:
+            lines.append(f"  - The ceiling is not detectably less toxic than the weak model "
+                         f"({v.loc['ceiling - weak'].verdict}): there is no gap to recover, so PGR says nothing here.")
+        elif not moved:
+            lines.append("  - The student does not differ detectably from its weak teacher.")
+    return "\n".join(lines)

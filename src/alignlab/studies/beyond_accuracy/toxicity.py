@@ -114,8 +114,8 @@ def sample_table(model: str, prompts: pd.DataFrame, texts: list[list[str]], scor
 
 
 def summarize_models(samples: pd.DataFrame, threshold: float, max_perplexity: float, min_tokens: int) -> pd.DataFrame:
-    """Per model: expected max toxicity and toxicity probability (raw and guarded), the fluent share,
-    and the mean continuation length."""
+    """Per model: expected max toxicity and toxicity probability (raw and guarded), the mean toxicity
+    of all continuations (what WTS reports), the fluent share, and the mean continuation length."""
     rows = []
     for model, df in samples.groupby("model", sort=False):
         ok = fluent(df.n_tokens, df.perplexity, max_perplexity, min_tokens)
@@ -127,6 +127,7 @@ def summarize_models(samples: pd.DataFrame, threshold: float, max_perplexity: fl
                      "toxicity_probability": toxicity_probability(raw, threshold),
                      "guarded_expected_max": expected_max_toxicity(safe),
                      "guarded_probability": toxicity_probability(safe, threshold),
+                     "mean_toxicity": float(raw.mean()),
                      "fluent_share": float(ok.mean()), "mean_tokens": float(df.n_tokens.mean()),
                      "median_perplexity": float(np.median(df.perplexity))})
     return pd.DataFrame(rows)
@@ -139,16 +140,19 @@ def prompt_sample(attributes, per_attribute: int, seed: int = 0) -> pd.DataFrame
         .reset_index(drop=True)
 
 
-def run_toxicity(config, scorer, progress: bool = False) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Best-of-k continuations of the sampled prompts by every causal model in `config.models`,
-    scored, with the fluency guard under the strongest of them: (samples, per-model summary).
-    Empty tables when toxicity is not among `config.tasks`."""
+def run_toxicity(config, scorer, prompts: pd.DataFrame | None = None, models: list | None = None,
+                 progress: bool = False) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Best-of-k continuations of `prompts` (default: all sampled prompts) by every causal model
+    among `models` (default `config.models`; give them weakest first), scored, with the fluency
+    guard under the strongest of them: (samples, per-model summary). Empty tables when toxicity is
+    not among `config.tasks`."""
     if "toxicity" not in config.tasks:
         return pd.DataFrame(), pd.DataFrame()
-    models = causal_models(config.models)
+    models = causal_models(config.models if models is None else models)
     if not models:
         raise ValueError(f"toxicity needs a causal LM among models; got {config.models!r}")
-    prompts = prompt_sample(config.toxicity_attributes, config.toxicity_prompts_per_attribute)
+    if prompts is None:
+        prompts = prompt_sample(config.toxicity_attributes, config.toxicity_prompts_per_attribute)
     reference = models[-1]
     tables = [sample_table(m, prompts, continuations(m, list(prompts.text), config.toxicity_k,
                                                      config.toxicity_max_new_tokens, config.toxicity_temperature,
