@@ -217,6 +217,21 @@ def test_study_orders_the_ladder_by_measured_capability(synthetic):
     assert given.ladder_table.set_index("model").loc["mid", "status"].startswith("kept, flagged: below strong")
 
 
+def test_study_orders_the_ladder_by_the_overview_card(synthetic, tmp_path, monkeypatch):
+    from alignlab import ladder
+    monkeypatch.setenv("ALIGNLAB_ROOT", str(tmp_path))  # a project of its own: its card starts empty
+    monkeypatch.delenv("ALIGNLAB_RUN_DIR", raising=False)
+    (tmp_path / "pyproject.toml").write_text("")
+    run_fn = synthetic[0]
+    with pytest.raises(ladder.NotOnCard, match="alignlab run 00_overview"):  # no card yet: fails before any model
+        run_fn(models=["strong", "weak", "mid"], seeds=[0], losses=["xent"], order="card")
+    ladder.write_card("world-facts", {"weak": {"probe_acc": 0.6}, "mid": {"probe_acc": 0.7},
+                                      "strong": {"probe_acc": 0.8}})
+    run = run_fn(models=["strong", "weak", "mid"], seeds=[0], losses=["xent"], order="card")
+    assert run.ladder == ["weak", "mid", "strong"]
+    assert run.ladder_table["model"].tolist() == ["weak", "mid", "strong"]
+
+
 # ---------------------------------------------------------------------------------------------
 # metrics and report
 
@@ -266,7 +281,7 @@ def test_report_tables_figure_and_conclusion(synthetic):
 @pytest.mark.parametrize("name, value, words", [
     ("models", ["a"], "at least two distinct"),
     ("models", ["a", "a"], "at least two distinct"),
-    ("order", "size", "given, measured"),
+    ("order", "size", "given, card, measured"),
     ("losses", ["mse"], "xent"),
     ("n_gold", 3, ">= 8"),
     ("gold_check_frac", 1.0, "in \\(0, 1\\)"),

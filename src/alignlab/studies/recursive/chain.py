@@ -37,6 +37,7 @@ import numpy as np
 import pandas as pd
 
 from alignlab import data
+from alignlab import ladder as ladder_card
 from alignlab.cache import Cache
 from alignlab.studies.recursive.aligners import Aligner, member_weights
 from alignlab.studies.recursive.config import Config
@@ -193,6 +194,8 @@ def run_study(config: Config, texts: dict, labels: dict) -> StudyRun:
     settings = training_settings(config)
     labels = {k: np.asarray(v) for k, v in labels.items()}
     n_train = len(labels["train"])
+    # order "card": the overview's measured order (raises NotOnCard, naming the command, before any model loads)
+    models = ladder_card.order(list(config.models), config.dataset) if config.order == "card" else list(config.models)
     for seed in config.seeds:  # bad sizes fail here, before any model is loaded
         draw_plan(n_train, config.n_gold, config.gold_check_frac, len(config.models) - 1, config.pool_size, seed)
     learners = LazyLearners(texts, settings)
@@ -202,10 +205,10 @@ def run_study(config: Config, texts: dict, labels: dict) -> StudyRun:
     for seed in config.seeds:
         gold_fit, gold_check, _ = gold_split(n_train, config.n_gold, config.gold_check_frac, seed)
         plan = Plan(gold_fit=gold_fit, gold_check=gold_check, pools=())
-        for model, acc in capability_of(learners, config.models, plan, labels, settings, seed, key).items():
+        for model, acc in capability_of(learners, models, plan, labels, settings, seed, key).items():
             rows.append({"seed": seed, "model": model, "capability": acc})
     capability = pd.DataFrame(rows)
-    ladder, ladder_table = order_ladder(list(config.models), capability, config.order)
+    ladder, ladder_table = order_ladder(models, capability, "measured" if config.order == "measured" else "given")
     if len(ladder) < 2:
         raise ValueError(f"the ladder has fewer than two models after skipping steps that go down: "
                          f"{ladder_table.to_dict('records')}; list models in another order or use order='measured'")

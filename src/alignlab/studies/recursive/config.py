@@ -12,7 +12,9 @@ from alignlab.data.names import dataset_problem
 from alignlab.study_config import StudyConfig, is_int, is_number
 from alignlab.training import LOSSES, MODES
 
-ORDERS = ("given", "measured")  # the ladder as listed (checked on G), or sorted by capability measured on G
+# the ladder as listed, sorted by the overview's capability card (alignlab.ladder), or sorted by capability
+# measured on G; each order is then checked step by step on G
+ORDERS = ("given", "card", "measured")
 # a student's epoch: the best agreement with its supervisor's labels on validation, or the last one;
 # not "gold-val" (alignlab.training.SELECTIONS): gold validation labels would reach a student outside G
 STUDENT_SELECTIONS = ("weak-val", "fixed")
@@ -54,8 +56,9 @@ class Config(StudyConfig):
             self.fail("models", f"must be a list of at least two distinct models, weakest first (each consecutive "
                                 f"pair is one step of the chain); got {self.models!r}")
         if self.order not in ORDERS:
-            self.fail("order", f"must be one of {', '.join(ORDERS)} (measured: sort the ladder by probe accuracy "
-                               f"on the held-out part of G), got {self.order!r}")
+            self.fail("order", f"must be one of {', '.join(ORDERS)} (card: sort the ladder by the overview's "
+                               f"capability card; measured: by probe accuracy on the held-out part of G), "
+                               f"got {self.order!r}")
         if self.mode not in MODES:
             self.fail("mode", f"must be one of {', '.join(MODES)}, got {self.mode!r}")
         if not is_number(self.feature_layer) or not 0.0 <= self.feature_layer <= 1.0:

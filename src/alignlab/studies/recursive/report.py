@@ -218,7 +218,7 @@ def conclusion(finals: pd.DataFrame, steps: pd.DataFrame, ladder: list) -> str:
     beats = [r.loss for r in headline.itertuples() if r.verdict == "better"]
     said = "; ".join(f"`{r.loss}`: {r.verdict}" for r in headline.itertuples())
     grows = [f"`{r.condition}` ({r.loss})" for r in growth.itertuples() if r.lo > 0]
-    where = "with " + ", ".join(beats) if beats else "with no loss"
+    where = ("with the " + ", ".join(f"`{b}`" for b in beats) + " loss") if beats else "under neither loss"
     chains = ", ".join(grows) if grows else "no chain"
     lines[2:2] = [f"**In short:** recursion beats direct supervision {where} here ({said}); label error "
                   f"compounds along {chains} (CI of the last minus the first supervisor's error above 0).", ""]
