@@ -326,6 +326,9 @@ def test_context_check_uses_the_chat_template_only_where_the_model_has_one(monke
     assert results.predictions.groupby("model")["chat"].first().to_dict() == {"instruct": True, "base": False}
     table = report.context_table(results, n_boot=50)
     assert table.set_index("model")["chat"].to_dict() == {"instruct": True, "base": False}
+    # uniform log-probs: P(correct) = 0.5 everywhere, the verdict never changes
+    assert table["constant"].all()
+    assert "the same verdict to every item" in report.context_conclusion(table)
     results = context.evaluate_context(["instruct"], support_questions(), [0], chat=False)
     assert asked["instruct"] is False
 

@@ -111,12 +111,14 @@ def context_table(results: ContextResults, n_boot: int = 2000) -> pd.DataFrame:
     a paired-bootstrap 95% CI (`lo`, `hi`; questions resampled jointly in both conditions). A
     question's accuracy is its mean over seeds (each seed shows another answer) and both option
     orders' mean P(correct) decides each verdict. `verdict`: `reads_context` iff the CI is above 0.
-    `chat`: the prompts went through the model's chat template."""
+    `chat`: the prompts went through the model's chat template; `constant`: the judge gave the same
+    verdict to every item in both conditions (it cannot show whether it reads)."""
     rows = []
     for model, group in results.predictions.groupby("model", sort=False):
         per_question = {c: g.groupby("id")["correct"].mean() for c, g in group.groupby("condition")}
         oracle, naive = per_question["oracle"].align(per_question["naive"], join="inner")
-        row = {"model": model, "chat": bool(group["chat"].iloc[0]) if "chat" in group else False}
+        row = {"model": model, "chat": bool(group["chat"].iloc[0]) if "chat" in group else False,
+               "constant": bool(group["pred"].nunique() == 1) if "pred" in group else False}
         for condition, values in (("naive", naive), ("oracle", oracle)):
             lo, hi = bootstrap_ci(values.to_numpy(), n_boot=n_boot)
             row |= {f"{condition}_acc": float(values.mean()), f"{condition}_lo": lo, f"{condition}_hi": hi}
@@ -124,7 +126,7 @@ def context_table(results: ContextResults, n_boot: int = 2000) -> pd.DataFrame:
         rows.append(row | {"gain": float(oracle.mean() - naive.mean()), "lo": lo, "hi": hi,
                            "reads_context": bool(lo > 0), "questions": len(oracle)})
     columns = ["model", "chat", "naive_acc", "naive_lo", "naive_hi", "oracle_acc", "oracle_lo", "oracle_hi", "gain",
-               "lo", "hi", "reads_context", "questions"]
+               "lo", "hi", "reads_context", "constant", "questions"]
     return pd.DataFrame(rows, columns=columns)
 
 
@@ -191,6 +193,12 @@ def context_conclusion(context: pd.DataFrame, skipped: dict | None = None) -> st
              "support passage (naive) and with it (oracle), both option orders; difference oracle - naive with "
              "a 95% paired-bootstrap CI over questions:", ""]
     for row in context.itertuples():
+        if getattr(row, "constant", False):
+            lines.append(f"- `{row.model}` gives **the same verdict to every item**, with and without the passage: "
+                         f"a constant judge in this format (accuracy {row.naive_acc:.3f} in both conditions is the "
+                         f"share of items with that label), so it cannot show whether it reads its context "
+                         f"({row.questions} questions).")
+            continue
         said = verdict(row.gain, row.lo, row.hi, above="**reads its context**",
                        below="is **misled** by its context (worse with the passage)",
                        straddles="is **not shown** to read its context (the 95% CI includes 0)",
