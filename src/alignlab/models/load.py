@@ -65,9 +65,10 @@ def pick_dtype(device: str, dtype: str | None = None):
     the default must give the same numbers wherever the notebooks run. bf16 moved a summed
     log-likelihood by up to 0.9 nats (features by 0.8% relative), enough to flip close calls of a
     judge or a zero-shot answer, and whether it pays depends on the CPU (emulated bf16 ran 33x
-    slower than fp32 on a CPU without those instructions). Cached artifacts do not record the
-    dtype, so a machine-dependent default would also mix precisions in one cache. bf16 stays one
-    setting away (`ALIGNLAB_DTYPE=bfloat16`, or `dtype=`) where the speed matters more."""
+    slower than fp32 on a CPU without those instructions). Cache keys record a forced dtype, not
+    the automatic one, so a machine-dependent default would also mix precisions in one cache. bf16
+    stays one setting away (`ALIGNLAB_DTYPE=bfloat16`, or `dtype=`) where the speed matters more;
+    `make run PROFILE=standard` sets it on CPUs with bf16 instructions."""
     name = dtype or os.environ.get("ALIGNLAB_DTYPE") or "auto"
     if name == "auto":
         if device.startswith("cuda") and torch.cuda.is_available() and torch.cuda.is_bf16_supported():
