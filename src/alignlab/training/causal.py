@@ -22,7 +22,6 @@ the batch; AdamW; the last epoch is kept.
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -30,7 +29,7 @@ import torch
 import torch.nn.functional as F
 
 from alignlab.lm.batching import pad_batch, position_ids
-from alignlab.training.learners import length_batches
+from alignlab.training.learners import length_batches, with_lora
 
 
 @dataclass(kw_only=True)
@@ -76,18 +75,6 @@ def continuation_nll(model, tokenizer, batch: list[tuple[list[int], int]]) -> to
     counted = torch.arange(keep - 1, device=device)[None] >= (keep - 1 - lengths)[:, None]
     nll = F.cross_entropy(predictions.reshape(-1, predictions.shape[-1]), targets.reshape(-1), reduction="none")
     return (nll.view_as(targets) * counted).sum() / counted.sum()
-
-
-def with_lora(model, lora_r: int):
-    """`model` wrapped with fresh LoRA adapters of rank `lora_r` on every linear layer (the
-    classifier loop's settings); the base weights are frozen."""
-    # peft takes seconds to import and only LoRA fine-tuning needs it
-    from peft import LoraConfig, get_peft_model  # noqa: PLC0415
-
-    config = LoraConfig(r=lora_r, lora_alpha=2 * lora_r, lora_dropout=0.0, target_modules="all-linear")
-    with warnings.catch_warnings():  # peft reads a property transformers has deprecated
-        warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
-        return get_peft_model(model, config)
 
 
 def finetune_causal_lm(model, tokenizer, prompts, continuations, config: CausalFitConfig):

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import copy
 import math
+import warnings
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -181,14 +182,22 @@ def length_batches(lengths, batch_size: int, rng: np.random.Generator) -> list[n
     return [batches[i] for i in rng.permutation(len(batches))]
 
 
+def with_lora(model, lora_r: int):
+    """`model` wrapped with fresh LoRA adapters of rank `lora_r` on every linear layer (alpha 2r,
+    no dropout); the base weights are frozen. The one LoRA setting of every fine-tuning loop."""
+    # peft takes seconds to import and only LoRA fine-tuning needs it
+    from peft import LoraConfig, get_peft_model  # noqa: PLC0415
+
+    config = LoraConfig(r=lora_r, lora_alpha=2 * lora_r, lora_dropout=0.0, target_modules="all-linear")
+    with warnings.catch_warnings():  # peft reads a property transformers has deprecated
+        warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
+        return get_peft_model(model, config)
+
+
 def _trainable(classifier, train_layers: int | None, lora_r: int):
     """Freeze what should not train; returns the (possibly LoRA-wrapped) classifier."""
     if lora_r > 0:
-        # peft takes seconds to import and only LoRA fine-tuning needs it
-        from peft import LoraConfig, get_peft_model  # noqa: PLC0415
-
-        config = LoraConfig(r=lora_r, lora_alpha=2 * lora_r, lora_dropout=0.0, target_modules="all-linear")
-        classifier.backbone = get_peft_model(classifier.backbone, config)
+        classifier.backbone = with_lora(classifier.backbone, lora_r)
         for p in classifier.head.parameters():
             p.requires_grad_(True)
         return classifier
