@@ -273,11 +273,21 @@ def test_shared_loads_return_the_same_objects(tmp_path, registry):
     again, again_tok = load.load_causal_lm(str(tmp_path / "dec" / ".." / "dec"), device="cpu", dtype="fp32")
     assert again is model and again_tok is tokenizer
     backbone, _, pooling = load.load_backbone(path)
-    assert backbone is not model and pooling == "last"  # another head: another entry
+    assert backbone is model.base_model and pooling == "last"  # a decoder's backbone: no second copy
     assert load.load_feature_extractor(path).model is backbone
     assert load.load_feature_extractor(path, layer=0.5).model is backbone
     assert load.load_causal_lm(path, fresh=True)[0] is not model
-    assert len(load.loaded()) == 2
+    assert len(load.loaded()) == 1
+
+
+def test_a_held_backbone_keeps_its_causal_lm(tmp_path, registry):
+    """Features first, then scoring, with the registry's hold gone in between: still one copy."""
+    path = _save_tiny(tmp_path / "dec", lambda: tiny_causal_lm("llama"))
+    extractor = load.load_feature_extractor(path)
+    load.release()
+    model, _ = load.load_causal_lm(path)
+    assert model.base_model is extractor.model and len(load.loaded()) == 1
+    assert "_alignlab_causal_lm" not in dict(extractor.model.named_modules())  # not a submodule
 
 
 def test_release_frees_the_model_and_the_next_call_loads_again(tmp_path, registry):

@@ -226,7 +226,12 @@ def load_causal_lm(name: str, device: str | None = None, dtype: str | None = Non
 def load_backbone(name: str, device: str | None = None, dtype: str | None = None, *, fresh: bool = False):
     """(model, tokenizer, pooling): the base model without any head, and how to pool it.
 
-    Shared like `load_causal_lm` (frozen, do not mutate); `fresh=True` for a private copy."""
+    Shared like `load_causal_lm` (frozen, do not mutate); `fresh=True` for a private copy.
+
+    A decoder's shared backbone is the base model inside the shared causal LM, not a second load:
+    a notebook that reads features of a model and also scores with it holds one copy of its
+    weights (the 1.5B ladder model held twice took 6.8 GiB in bf16 instead of 3.8). The backbone
+    keeps its causal LM alive, so while any caller holds either, both calls return these objects."""
 
     def build(path, device, torch_dtype):
         model = _load(AutoModel, name, path, device, torch_dtype)
@@ -235,6 +240,12 @@ def load_backbone(name: str, device: str | None = None, dtype: str | None = None
     if fresh:
         device = pick_device(device)
         return build(_from_pretrained_path(name), device, pick_dtype(device, dtype))
+    if model_kind(name) == "decoder":
+        causal, tokenizer = load_causal_lm(name, device, dtype)
+        base = causal.base_model
+        # a plain attribute, not a registered submodule (that would make a cycle in the module tree)
+        object.__setattr__(base, "_alignlab_causal_lm", causal)
+        return base, tokenizer, "last"
     return _shared("backbone", name, device, dtype, build)
 
 
