@@ -648,3 +648,22 @@ def test_the_chat_judge_wraps_prompts_in_the_template_and_keeps_the_raw_cache_ke
     assert seen[-1] == (["Is it? Answer:"], [" A", " B"])  # raw: another cache entry, computed anew
     judge.label_scorer("tiny", chat=True)(["Is it? Answer:"], [" A", " B"])
     assert len(seen) == 2  # cached
+
+
+def test_a_paired_verdict_needs_the_exact_test_as_well_as_the_ci():
+    """16 questions, A right on 4 the other misses and wrong on none: the bootstrap CI excludes 0
+    but the exact McNemar p is 0.125, so nothing is decided; at 7 / 0 (p = 0.016) it is."""
+    def row(a_only, b_only, n=16):
+        a = np.array([1] * a_only + [0] * b_only + [1] * (n - a_only - b_only))
+        b = np.array([0] * a_only + [1] * b_only + [1] * (n - a_only - b_only))
+        lo, hi = evaluate.paired_bootstrap_ci(a, b, n_boot=2000)
+        return {"diff": a.mean() - b.mean(), "lo": lo, "hi": hi, **evaluate.mcnemar_test(a, b)}
+
+    weak = row(4, 0)
+    assert weak["lo"] > 0 and weak["p_value"] == pytest.approx(0.125)
+    assert report.paired_verdict(weak).startswith("not shown (exact McNemar p = 0.12")
+    assert not report._shown_above(weak)
+    strong = row(7, 0)
+    assert report.paired_verdict(strong) == "A better" and report._shown_above(strong)
+    assert report.paired_verdict({**strong, "diff": -strong["diff"], "lo": -strong["hi"], "hi": -strong["lo"]}) \
+        == "B better"

@@ -48,14 +48,36 @@ def judge_table(summary: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows).set_index(["setting", "protocol"])
 
 
+def paired_verdict(row, above: str = "A better", below: str = "B better",
+                   straddles: str = "not shown (CI includes 0)", unknown: str = "cannot tell",
+                   alpha: float = 0.05) -> str:
+    """The verdict on a paired difference of accuracies: decided only when the paired bootstrap CI
+    over questions excludes 0 AND the exact McNemar test rejects at `alpha`.
+
+    Why both: at the question counts this study affords (16-24) the percentile bootstrap is
+    anti-conservative (a quick run: consultancy - naive = -0.250 [-0.438, -0.062] over 16
+    questions, while the exact test gave p = 0.125); the exact test alone has no interval to
+    report. A CI that excludes 0 with p >= alpha is reported as not shown, naming p."""
+    word = verdict(row["diff"], row["lo"], row["hi"], above=above, below=below, straddles=straddles,
+                   unknown=unknown)
+    if word in (above, below) and not row["p_value"] < alpha:
+        return f"not shown (exact McNemar p = {row['p_value']:.2g})"
+    return word
+
+
 def _verdict_words(row) -> str:
-    return verdict(row["diff"], row["lo"], row["hi"], above="A better", below="B better",
-                   straddles="not shown (CI includes 0)", unknown="cannot tell")
+    return paired_verdict(row)
+
+
+def _shown_above(row, alpha: float = 0.05) -> bool:
+    """A paired difference decided above 0 by `paired_verdict`'s rule."""
+    return row is not None and row["lo"] > 0 and row["p_value"] < alpha
 
 
 def paired_table(pairs: pd.DataFrame) -> pd.DataFrame:
     """Each comparison A - B on the same questions: accuracies, the difference [paired bootstrap
-    95%], McNemar's discordant counts and exact p-value, and the verdict of the CI."""
+    95%], McNemar's discordant counts and exact p-value, and the verdict (`paired_verdict`: the CI
+    and the exact test must agree)."""
     if not len(pairs):
         return Markdown("*No two protocols to compare in this run.*")
     rows = [{"A": r["a"], "B": r["b"], "acc A": f"{r['acc_a']:.3f}", "acc B": f"{r['acc_b']:.3f}",
@@ -267,7 +289,7 @@ def reads_context_caveat(summary: pd.DataFrame, pairs: pd.DataFrame, info: str) 
         return None
     gain = _pair(pairs, f"oracle ({info})", f"naive ({info})")
     above_chance = oracle["acc_lo"] > 0.5
-    above_naive = gain is not None and gain["lo"] > 0
+    above_naive = _shown_above(gain)
     if above_chance and above_naive:
         return None
     ps = summary[summary["info"] == info]
@@ -323,17 +345,16 @@ def conclusion(summary: pd.DataFrame, pairs: pd.DataFrame, loop: pd.DataFrame, q
                                                                            ("expert", "debate")]:
             r = _pair(pairs, f"{a} ({info})", f"{b} ({info})")
             if r is not None:
-                word = verdict(r["diff"], r["lo"], r["hi"], above="**yes**", below="**no: worse**",
-                               straddles="**not shown** (the CI includes 0)", unknown="cannot tell")
+                word = paired_verdict(r, above="**yes**", below="**no: worse**",
+                                      straddles="**not shown** (the CI includes 0)")
                 lines.append(f"- Does {a} beat {b}? {a} - {b} = {format_ci(r['diff'], r['lo'], r['hi'])}, "
                              f"McNemar p = {r['p_value']:.3g} — {word}.")
         naive, expert = _acc(summary, info, "naive"), _acc(summary, info, "expert")
         middle = [p for p in ("interaction", "consultancy", "debate") if _acc(summary, info, p) is not None]
         if naive is not None and expert is not None and middle:
             shown = [p for p in middle if (r := _pair(pairs, f"{p} ({info})", f"naive ({info})")) is not None
-                     and r["lo"] > 0 and (e := _pair(pairs, f"expert ({info})", f"{p} ({info})")) is not None
-                     and e["lo"] > 0]
-            lines.append(f"- naive judge < protocol < expert, both steps with CIs above 0: "
+                     and _shown_above(r) and _shown_above(_pair(pairs, f"expert ({info})", f"{p} ({info})"))]
+            lines.append(f"- naive judge < protocol < expert, both steps shown (CI above 0, McNemar p < 0.05): "
                          f"{', '.join(shown) if shown else 'shown for no protocol'} (naive {naive['acc']:.3f}, "
                          f"expert {expert['acc']:.3f}).")
         if len(quotes) and info == "passage":
