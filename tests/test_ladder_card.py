@@ -13,6 +13,7 @@ from alignlab.studies.overview import report
 def project(tmp_path, monkeypatch):
     monkeypatch.setenv("ALIGNLAB_ROOT", str(tmp_path))
     monkeypatch.delenv("ALIGNLAB_RUN_DIR", raising=False)
+    monkeypatch.delenv("ALIGNLAB_PROFILE", raising=False)
     (tmp_path / "pyproject.toml").write_text("")
     return tmp_path
 
@@ -29,7 +30,7 @@ def card_tables():
 
 def test_card_orders_models_by_measurement_and_flags_steps_that_go_down(project):
     path = ladder.write_card("world-facts", report.card_entries(*card_tables()))
-    assert path.parent.name == "ladder-cards"
+    assert (path.parent.parent.name, path.parent.name) == ("ladder-cards", "quick")  # outside the runner: quick
     assert ladder.order(["c", "b", "a"], "world-facts") == ["a", "c", "b"]  # by probe accuracy
     assert ladder.order(["c", "b", "a"], "world-facts", metric="zeroshot_acc") == ["b", "a", "c"]
     steps = ladder.steps(["a", "b", "c"], "world-facts")
@@ -64,3 +65,17 @@ def test_a_model_off_the_card_is_a_clear_error(project):
     with pytest.raises(ValueError, match="unknown capability metric"):
         ladder.capability("a", "world-facts", metric="size")
     assert ladder.card_path("/data/my sciq/").name.startswith("path-")
+
+
+def test_each_profile_has_its_own_card(project, monkeypatch):
+    """A quick run does not overwrite what the standard run measured, and a study reads the card of
+    the profile it runs in (the runner's $ALIGNLAB_PROFILE)."""
+    ladder.write_card("world-facts", {"a": {"probe_acc": 0.6}, "b": {"probe_acc": 0.7}}, profile="standard")
+    ladder.write_card("world-facts", {"a": {"probe_acc": 0.8}, "b": {"probe_acc": 0.5}})  # quick
+    assert ladder.order(["a", "b"], "world-facts") == ["b", "a"]
+    assert ladder.order(["a", "b"], "world-facts", profile="standard") == ["a", "b"]
+    monkeypatch.setenv("ALIGNLAB_PROFILE", "standard")
+    assert ladder.order(["a", "b"], "world-facts") == ["a", "b"]
+    assert ladder.read_card("world-facts", "quick")["a"]["probe_acc"] == 0.8
+    with pytest.raises(ladder.NotOnCard, match="--profile standard"):
+        ladder.capability("c", "world-facts")

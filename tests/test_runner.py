@@ -501,6 +501,8 @@ def test_headless_kernels_get_quiet_progress_bars(monkeypatch, tmp_path):
     assert env["TQDM_DISABLE"] == "1" and env["HF_HUB_DISABLE_PROGRESS_BARS"] == "1"
     assert env["HF_DATASETS_DISABLE_PROGRESS_BARS"] == "1" and "TRANSFORMERS_VERBOSITY" not in env
     assert env["ALIGNLAB_RUN_DIR"] == str(tmp_path) and env["ALIGNLAB_NOTEBOOK"] == "90_ok"
+    assert env["ALIGNLAB_PROFILE"] == "quick"  # the capability card a kernel reads and writes
+    assert execute.kernel_environment("90_ok", tmp_path, "standard")["ALIGNLAB_PROFILE"] == "standard"
     import tqdm
     assert tuple(int(x) for x in tqdm.__version__.split(".")[:2]) >= (4, 66)  # reads TQDM_* defaults
 

@@ -79,7 +79,7 @@ def test_fallback_to_parameter_count_without_a_card(project):
     points, axis = sweep_report.metric_points(collected(), c)
     assert len(points) == 6 and set(points.x_label) == set(VALUES)
     assert axis.kind == "parameters" and axis.log
-    assert "fallback" in axis.label and "not on the capability card" in axis.note
+    assert "fallback" in axis.label and "not on the quick profile's capability card" in axis.note
     assert dict(zip(points.x_label, points.x)) == {"smollm2-135m": 135e6, "gemma3-270m": 268e6}
     assert points.replicate.tolist()[:3] == ["seeds=[0]", "seeds=[1]", "seeds=[2]"]
 
@@ -125,7 +125,7 @@ def test_capability_card_places_the_strong_models(project):
 def test_a_model_missing_from_the_card_moves_every_model_to_parameter_count(project):
     ladder.write_card("world-facts", {"smollm2-135m": {"probe_acc": 0.71}})
     _, axis = sweep_report.metric_points(collected(), config())
-    assert axis.kind == "parameters" and "gemma3-270m not on the capability card" in axis.note
+    assert axis.kind == "parameters" and "gemma3-270m not on the quick profile's capability card" in axis.note
 
 
 def test_models_without_a_parameter_count_fall_back_to_grid_order(project):

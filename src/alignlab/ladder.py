@@ -1,8 +1,13 @@
 """The ladder's capability card: what 00_overview measured about each model, for the studies that
 pick roles (weak teacher, strong student, judge, debater) from measurements, not parameter counts.
 
-00_overview writes one card per dataset, `results/ladder-cards/<dataset>.json`, at the end of each
-run (a later run over other models adds to it; a model measured again is replaced):
+00_overview writes one card per profile and dataset, `results/ladder-cards/<profile>/<dataset>.json`,
+at the end of each run (a later run over other models adds to it; a model measured again is
+replaced). A card per profile because the profiles measure differently (quick: one probe depth,
+fp32; standard: four depths, bf16 on CPUs that have it): a quick run must not overwrite what the
+standard run measured, and a standard study must order its models by standard measurements. The
+profile is the runner's (`$ALIGNLAB_PROFILE`, set for every kernel); outside the runner it is
+`quick`, whose parameters are the notebooks' defaults.
 
     {"dataset": "world-facts", "models": {"gemma3-270m": {"probe_acc": 0.757, "probe_acc_lo": ...,
       "zeroshot_acc": ..., "zeroshot_auroc": ..., "probe_layer": 0.5, "context_gain": ...,
@@ -35,70 +40,82 @@ class NotOnCard(LookupError):
     """A model (or the whole dataset) has no entry on the capability card."""
 
 
-def card_path(dataset: str) -> Path:
-    """The card of `dataset`: its name, or for a local folder a short hash of the path."""
-    slug = dataset if dataset.replace("-", "").replace("_", "").isalnum() else \
-        "path-" + hashlib.sha256(dataset.encode()).hexdigest()[:12]
-    return results_dir() / "ladder-cards" / f"{slug}.json"
+def current_profile() -> str:
+    """The profile this kernel runs in: `$ALIGNLAB_PROFILE` (the runner sets it), else "quick"."""
+    return os.environ.get("ALIGNLAB_PROFILE") or "quick"
 
 
-def read_card(dataset: str) -> dict:
-    """{model: entry} for `dataset`; empty when 00_overview has not run on it."""
-    path = card_path(dataset)
+def _slug(text: str) -> str:
+    return text if text.replace("-", "").replace("_", "").isalnum() else \
+        "path-" + hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+def card_path(dataset: str, profile: str | None = None) -> Path:
+    """The card of `dataset` in `profile` (default: `current_profile()`): the dataset's name, or for a
+    local folder a short hash of the path."""
+    return results_dir() / "ladder-cards" / _slug(profile or current_profile()) / f"{_slug(dataset)}.json"
+
+
+def read_card(dataset: str, profile: str | None = None) -> dict:
+    """{model: entry} for `dataset` in `profile`; empty when 00_overview has not run on it there."""
+    path = card_path(dataset, profile)
     if not path.exists():
         return {}
     return json.loads(path.read_text())["models"]
 
 
-def write_card(dataset: str, entries: dict) -> Path:
-    """Add or replace the entries of `entries` ({model: {metric: value}}) on `dataset`'s card, each
-    marked with the run that measured it (the run folder's name; "interactive" outside the runner)."""
+def write_card(dataset: str, entries: dict, profile: str | None = None) -> Path:
+    """Add or replace the entries of `entries` ({model: {metric: value}}) on `dataset`'s card of
+    `profile`, each marked with the run that measured it (the run folder's name; "interactive"
+    outside the runner)."""
     run = Path(os.environ["ALIGNLAB_RUN_DIR"]).name if os.environ.get("ALIGNLAB_RUN_DIR") else "interactive"
-    models = read_card(dataset)
+    profile = profile or current_profile()
+    models = read_card(dataset, profile)
     for name, entry in entries.items():
         clean = {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in entry.items()}
         models[name] = {**clean, "run": run}
-    path = card_path(dataset)
+    path = card_path(dataset, profile)
     path.parent.mkdir(parents=True, exist_ok=True)
-    text = json.dumps({"dataset": dataset, "models": models}, indent=1, sort_keys=True)
+    text = json.dumps({"dataset": dataset, "profile": profile, "models": models}, indent=1, sort_keys=True)
     atomic_write(path, lambda f: f.write(text.encode()))
     return path
 
 
-def _entry(card: dict, name: str, dataset: str) -> dict:
+def _entry(card: dict, name: str, dataset: str, profile: str | None) -> dict:
     if name not in card:
-        raise NotOnCard(f"'{name}' has no entry on the capability card of '{dataset}' "
-                        f"({card_path(dataset)}); measure it first: alignlab run 00_overview "
-                        f"-p dataset {dataset} -p models '[\"{name}\", ...]'")
+        profile = profile or current_profile()
+        raise NotOnCard(f"'{name}' has no entry on the {profile} profile's capability card of '{dataset}' "
+                        f"({card_path(dataset, profile)}); measure it first: alignlab run 00_overview "
+                        f"--profile {profile} -p dataset {dataset} -p models '[\"{name}\", ...]'")
     return card[name]
 
 
-def capability(name: str, dataset: str, metric: str = "probe_acc") -> float:
+def capability(name: str, dataset: str, metric: str = "probe_acc", profile: str | None = None) -> float:
     """The card's `metric` for `name` on `dataset` (raises NotOnCard when it was never measured)."""
     if metric not in METRICS:
         raise ValueError(f"unknown capability metric '{metric}': use one of {', '.join(METRICS)}")
-    value = _entry(read_card(dataset), name, dataset).get(metric)
+    value = _entry(read_card(dataset, profile), name, dataset, profile).get(metric)
     if value is None:
         raise NotOnCard(f"'{name}' on the card of '{dataset}' has no '{metric}' (that 00_overview run skipped it)")
     return float(value)
 
 
-def order(models: list[str], dataset: str, metric: str = "probe_acc") -> list[str]:
+def order(models: list[str], dataset: str, metric: str = "probe_acc", profile: str | None = None) -> list[str]:
     """`models` sorted weakest first by the card's `metric` (ties keep the given order)."""
-    return sorted(models, key=lambda m: capability(m, dataset, metric))
+    return sorted(models, key=lambda m: capability(m, dataset, metric, profile))
 
 
-def steps(models: list[str], dataset: str, metric: str = "probe_acc") -> list[dict]:
+def steps(models: list[str], dataset: str, metric: str = "probe_acc", profile: str | None = None) -> list[dict]:
     """Each consecutive step of `models` (in the given order) with both models' `metric` on the card and
     `goes_down` where the second is below the first."""
-    values = [capability(m, dataset, metric) for m in models]
+    values = [capability(m, dataset, metric, profile) for m in models]
     return [{"weak": a, "strong": b, f"weak_{metric}": x, f"strong_{metric}": y, "goes_down": y < x}
             for a, b, x, y in zip(models, models[1:], values, values[1:])]
 
 
-def weakest_reader(models: list[str], dataset: str, metric: str = "probe_acc") -> str | None:
+def weakest_reader(models: list[str], dataset: str, metric: str = "probe_acc", profile: str | None = None) -> str | None:
     """The weakest (by `metric`) of `models` whose "reads its context" check passed on the card (the
     CI of oracle − naive judge accuracy above 0), or None when none did."""
-    card = read_card(dataset)
-    readers = [m for m in models if _entry(card, m, dataset).get("reads_context")]
-    return order(readers, dataset, metric)[0] if readers else None
+    card = read_card(dataset, profile)
+    readers = [m for m in models if _entry(card, m, dataset, profile).get("reads_context")]
+    return order(readers, dataset, metric, profile)[0] if readers else None

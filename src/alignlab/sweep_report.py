@@ -14,7 +14,7 @@ here: library code does not import the runner's layer.
 - **The x axis.** `x` is one of the sweep's grid parameters. A value that names a model (a string,
   or a list of model names, read weakest first so its last element is the strong model: `models`
   of studies 05 and 07, `strong_models` of study 01 with one pair) is placed at the model's
-  capability on the overview's card (`alignlab.ladder`; `results/ladder-cards/<dataset>.json`,
+  capability on the overview's card (`alignlab.ladder`; `results/ladder-cards/<profile>/<dataset>.json`,
   dataset from the runs' `ladder_dataset` or `dataset`). When the card lacks one of the models,
   every model is placed at its parameter count instead (embedded models), or, failing that, at
   its rank in the grid; the axis label and the finding say which. Numeric values are their own x.
@@ -151,6 +151,7 @@ class CollectedSweep:
     dataset: str                 # whose capability card places the models
     states: dict = field(default_factory=dict)  # {state: runs}
     ran_demo: bool = False
+    profile: str = "quick"       # the runs' profile: whose capability card places the models
 
 
 def card_dataset(params: dict) -> str:
@@ -173,7 +174,7 @@ def collected_sweep(config: Config, sweeps) -> CollectedSweep:
     table = pd.read_csv(csv)
     datasets = sorted({card_dataset(run.params) for run in sweep.runs})
     return CollectedSweep(sweep.id, sweep.notebook, list(sweep.grid), table, datasets[0], states,
-                          ran_demo=not config.sweep_id)
+                          ran_demo=not config.sweep_id, profile=sweep.profile)
 
 
 def describe_sweep(collected: CollectedSweep) -> str:
@@ -228,16 +229,18 @@ class Axis:
     log: bool = False
 
 
-def model_axis(models: list[str], dataset: str, measure: str = "probe_acc") -> tuple[dict, Axis]:
+def model_axis(models: list[str], dataset: str, measure: str = "probe_acc",
+               profile: str | None = None) -> tuple[dict, Axis]:
     """({model: x}, axis): the card's `measure` when every model is on `dataset`'s card; else the
     parameter count when every model has one; else the models' rank in the given order."""
-    card = ladder.read_card(dataset)
+    card = ladder.read_card(dataset, profile)
     missing = [m for m in models if (card.get(m) or {}).get(measure) is None]
     if not missing:
         return ({m: float(card[m][measure]) for m in models},
                 Axis("capability", f"strong model's {measure} (capability card, {dataset})"))
-    why = (f"{', '.join(missing)} not on the capability card of {dataset} "
-           f"({'no card: run 00_overview' if not card else 'run 00_overview on it'})")
+    profile = profile or ladder.current_profile()
+    why = (f"{', '.join(missing)} not on the {profile} profile's capability card of {dataset} "
+           f"({'no card: run 00_overview --profile ' + profile if not card else 'run 00_overview --profile ' + profile + ' on it'})")
     counts = {m: parameter_count(m) for m in models}
     if all(c is not None for c in counts.values()):
         return counts, Axis("parameters", f"strong model's parameters (fallback: not on the {dataset} card)",
@@ -273,7 +276,7 @@ def metric_points(collected: CollectedSweep, config: Config) -> tuple[pd.DataFra
     order = list(dict.fromkeys(points["x_value"].tolist()))  # the x values, in the table's order
     models = [strong_model_of(v) for v in order]
     if all(models) and len(set(models)) == len(models):
-        places, axis = model_axis(models, collected.dataset, config.capability)
+        places, axis = model_axis(models, collected.dataset, config.capability, collected.profile)
         labels = dict(zip(order, models))
         points["x_label"] = points["x_value"].map(labels)
         points["x"] = points["x_label"].map(places)

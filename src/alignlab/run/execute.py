@@ -146,13 +146,14 @@ def _environment(values: dict):
                 os.environ[k] = v
 
 
-def kernel_environment(stem: str, folder: Path) -> dict:
+def kernel_environment(stem: str, folder: Path, profile: str = "quick") -> dict:
     """What a headless kernel finds in its environment besides the caller's own."""
     # The kernel imports the same alignlab as this process, wherever it runs from.
     package_parent = str(Path(__file__).resolve().parents[2])
     pythonpath = os.pathsep.join(p for p in (package_parent, os.environ.get("PYTHONPATH")) if p)
     quiet = {k: v for k, v in QUIET_KERNEL.items() if k not in os.environ}
-    return {**quiet, "ALIGNLAB_RUN_DIR": str(folder), "ALIGNLAB_NOTEBOOK": stem, "PYTHONPATH": pythonpath}
+    return {**quiet, "ALIGNLAB_RUN_DIR": str(folder), "ALIGNLAB_NOTEBOOK": stem, "ALIGNLAB_PROFILE": profile,
+            "PYTHONPATH": pythonpath}
 
 
 def _now() -> datetime.datetime:
@@ -275,7 +276,7 @@ def execute_run(stem: str, params: dict, profile: str, *, counter: str = "[1/1]"
     watch = monitor.RunMonitor(beat)
     with _StopSignals() as stop:
         try:
-            with watch, _environment(kernel_environment(stem, folder)):
+            with watch, _environment(kernel_environment(stem, folder, profile)):
                 papermill.execute_notebook(
                     str(resolve_notebook(stem)), str(folder / f"{stem}.ipynb"), parameters=params,
                     kernel_name="python3", language="python", progress_bar=progress_bar,
