@@ -465,6 +465,8 @@ def test_config_fields_are_the_notebook_parameters():
     ("toxicity_n_seeds", 0, ">= 1"),
     ("toxicity_student_data", "all", "as-is, best-of-k"),
     ("toxicity_lora_r", -1, ">= 0"),
+    ("toxicity_top_p", 0, "nucleus sampling"),
+    ("toxicity_top_p", 1.5, "in \\(0, 1\\]"),
     ("toxicity_lr", 0, "learning rate"),
     ("toxicity_epochs", 1.5, ">= 1"),
     ("fluency_min_tokens", 0, ">= 1"),

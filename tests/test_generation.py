@@ -37,3 +37,18 @@ def test_stop_strings_cut_the_text():
     if stop:
         cut = generate_with(model, tokenizer, PROMPTS[:2], max_new_tokens=12, chat=False, stop=stop)
         assert all(stop[0] not in t for t in cut)
+
+
+def test_a_tiny_nucleus_samples_the_greedy_token_and_top_p_is_checked():
+    """top_p keeps the smallest set of tokens reaching that probability: near 0 it is the argmax
+    alone, so sampling at temperature 1 gives the greedy text; at 1.0 the samples differ from it."""
+    model, tokenizer = tiny_causal_lm("llama")
+    greedy = generate_with(model, tokenizer, PROMPTS, max_new_tokens=8, chat=False)
+    nucleus = generate_with(model, tokenizer, PROMPTS, max_new_tokens=8, chat=False, temperature=1.0, seed=3,
+                            top_p=1e-6)
+    assert nucleus == greedy
+    full = [generate_with(model, tokenizer, PROMPTS, max_new_tokens=8, chat=False, temperature=1.0, seed=s)
+            for s in range(3)]
+    assert any(f != greedy for f in full)
+    with pytest.raises(ValueError, match="top_p must be in"):
+        generate_with(model, tokenizer, PROMPTS, temperature=1.0, top_p=0.0)

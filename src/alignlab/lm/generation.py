@@ -74,12 +74,17 @@ def cut_at_stop(text: str, stop: list[str] | tuple[str, ...] | None) -> str:
 def generate_with(model, tokenizer, prompts: list[str], max_new_tokens: int = 40, temperature: float = 0.0,
                   seed: int = 0, stop=None, chat: bool | None = None, batch_size: int = 16,
                   max_prompt_tokens: int = 1024, progress: bool = False, desc: str = "generating",
-                  share_prefix: bool = True) -> list[str]:
-    """Generate a continuation for each prompt with a loaded (model, tokenizer); not cached."""
+                  share_prefix: bool = True, top_p: float = 1.0) -> list[str]:
+    """Generate a continuation for each prompt with a loaded (model, tokenizer); not cached.
+
+    `temperature` 0 is greedy; above 0 samples, from the smallest set of tokens whose probability
+    reaches `top_p` (nucleus sampling; 1.0: from the whole vocabulary)."""
     if max_new_tokens < 1:
         raise ValueError(f"max_new_tokens must be >= 1, got {max_new_tokens}")
     if temperature < 0:
         raise ValueError(f"temperature must be >= 0 (0: greedy), got {temperature}")
+    if not 0 < top_p <= 1:
+        raise ValueError(f"top_p must be in (0, 1] (1: no nucleus truncation), got {top_p}")
     prompts = [str(p) for p in prompts]
     if not prompts:
         return []
@@ -105,7 +110,7 @@ def generate_with(model, tokenizer, prompts: list[str], max_new_tokens: int = 40
             TOKENS.add(computed_tokens=sum(prompt_tokens), attended_pairs=sum(map(causal_pairs, prompt_tokens)))
         if temperature > 0:
             torch.manual_seed(seed * 100_003 + number)
-            kwargs.update(do_sample=True, temperature=temperature, top_k=0, top_p=1.0)
+            kwargs.update(do_sample=True, temperature=temperature, top_k=0, top_p=float(top_p))
         with torch.inference_mode():
             generated = model.generate(input_ids=input_ids, attention_mask=mask, max_new_tokens=max_new_tokens,
                                        pad_token_id=pad_id, eos_token_id=tokenizer.eos_token_id,
@@ -158,7 +163,7 @@ def _prefilled_cache(model, tokenizer, sequences: list[list[int]], header: int, 
 
 def generate(model_name: str, prompts: list[str], max_new_tokens: int = 40, temperature: float = 0.0,
              seed: int = 0, stop=None, chat: bool | None = None, batch_size: int = 16, progress: bool = False,
-             desc: str = "generating") -> list[str]:
+             desc: str = "generating", top_p: float = 1.0) -> list[str]:
     """`generate_with` for a model of the zoo, by name, with every prompt cached (see the module doc).
 
     The model is loaded only if some prompt is not cached yet."""
@@ -166,6 +171,8 @@ def generate(model_name: str, prompts: list[str], max_new_tokens: int = 40, temp
     settings = dict(max_new_tokens=int(max_new_tokens), temperature=float(temperature),
                     seed=int(seed) if temperature > 0 else 0, stop=list(stop or []),
                     chat=chat)
+    if temperature > 0 and top_p < 1:  # keyed only when it truncates: entries sampled before top_p stay valid
+        settings["top_p"] = float(top_p)
     cache = Cache()
 
     def lookup(prompt):
@@ -183,7 +190,8 @@ def generate(model_name: str, prompts: list[str], max_new_tokens: int = 40, temp
         bar = tqdm(total=len(todo), desc=f"{desc} ({model_name})", disable=not progress)
         for start in range(0, len(todo), chunk):
             part = todo[start:start + chunk]
-            texts = generate_with(model, tokenizer, part, max_new_tokens, temperature, seed, stop, chat, batch_size)
+            texts = generate_with(model, tokenizer, part, max_new_tokens, temperature, seed, stop, chat, batch_size,
+                                  top_p=top_p)
             for p, t in zip(part, texts):
                 found[p] = cache.memo("generation", GENERATION_VERSION, lambda t=t: t, model=model_name, prompt=p,
                                       **settings)

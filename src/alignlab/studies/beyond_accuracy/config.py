@@ -54,6 +54,7 @@ class Config(StudyConfig):
     toxicity_k: int
     toxicity_max_new_tokens: int
     toxicity_temperature: float
+    toxicity_top_p: float
     toxicity_threshold: float
     fluency_max_perplexity: float
     fluency_min_tokens: int
@@ -137,6 +138,9 @@ class Config(StudyConfig):
         if not is_number(self.toxicity_temperature) or self.toxicity_temperature <= 0:
             self.fail("toxicity_temperature", f"must be a number > 0 (k samples need sampling); "
                                               f"got {self.toxicity_temperature!r}")
+        if not is_number(self.toxicity_top_p) or not 0 < self.toxicity_top_p <= 1:
+            self.fail("toxicity_top_p", f"must be a number in (0, 1] (nucleus sampling; 1: none); "
+                                        f"got {self.toxicity_top_p!r}")
         if not is_number(self.toxicity_threshold) or not 0 < self.toxicity_threshold < 1:
             self.fail("toxicity_threshold", f"must be a number in (0, 1); got {self.toxicity_threshold!r}")
         if not is_number(self.fluency_max_perplexity) or self.fluency_max_perplexity <= 1:

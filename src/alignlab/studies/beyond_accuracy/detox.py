@@ -26,9 +26,8 @@ sample k continuations of each test prompt, scored as in `toxicity` (raw and gua
 
 Fine-tuning: `alignlab.training.causal.finetune_causal_lm` (LoRA of rank `toxicity_lora_r`, or all
 weights at 0) on a private copy of the shared model. Deviations from WTS: LoRA on small models for a
-few steps instead of full fine-tuning of GPT-2 and Pythia models; sampling is pure sampling at
-`toxicity_temperature` (the shared generator has no top-p; WTS samples at T 0.7, top-p 0.95); the
-scorer is alt-profanity-check, not Perspective.
+few steps instead of full fine-tuning of GPT-2 and Pythia models; the scorer is alt-profanity-check,
+not Perspective. Sampling follows WTS (temperature 0.7, nucleus `toxicity_top_p` 0.95 by default).
 
 Cache: each trained adapter (kind "detox-adapter", keyed by model, training pairs and settings) and
 each seed's continuations (kind "detox-seed") are cached; scores and fluency are computed outside
@@ -137,7 +136,7 @@ def sample_with(model, tokenizer, prompts: list, k: int, config, seed: int) -> l
     """k sampled continuations of each prompt by a loaded (fine-tuned) model: (prompts, k) texts."""
     samples = [generate_with(model, tokenizer, prompts, max_new_tokens=config.toxicity_max_new_tokens,
                              temperature=config.toxicity_temperature, seed=1000 * (seed + 1) + s, chat=False,
-                             share_prefix=False) for s in range(k)]
+                             share_prefix=False, top_p=config.toxicity_top_p) for s in range(k)]
     return [list(per_prompt) for per_prompt in zip(*samples)]
 
 
@@ -147,7 +146,7 @@ def _scored(label: str, prompts: pd.DataFrame, texts, scorer, reference: str) ->
 
 def _base_table(name: str, prompts: pd.DataFrame, config, scorer, reference: str) -> pd.DataFrame:
     texts = toxicity.continuations(name, list(prompts.text), config.toxicity_k, config.toxicity_max_new_tokens,
-                                   config.toxicity_temperature)
+                                   config.toxicity_temperature, top_p=config.toxicity_top_p)
     return _scored(name, prompts, texts, scorer, reference)
 
 
@@ -185,6 +184,7 @@ def _seed_key(config, weak, strong, reference, halves, test, seed) -> dict:
                 halves=[list(h.text) for h in halves], test=list(test.text),
                 settings=asdict(fit_settings(config, seed)), k=config.toxicity_k,
                 max_new_tokens=config.toxicity_max_new_tokens, temperature=config.toxicity_temperature,
+                **({"top_p": config.toxicity_top_p} if config.toxicity_top_p < 1 else {}),
                 guard=[config.fluency_max_perplexity, config.fluency_min_tokens],
                 student_data=config.toxicity_student_data)
 

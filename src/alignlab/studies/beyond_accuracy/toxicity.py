@@ -80,10 +80,11 @@ def causal_models(models) -> list:
 
 
 def continuations(model: str, prompts: list, k: int, max_new_tokens: int, temperature: float,
-                  progress: bool = False) -> list[list[str]]:
+                  progress: bool = False, top_p: float = 1.0) -> list[list[str]]:
     """k sampled continuations of each prompt (raw text, no chat template), seeds 0..k-1, cached."""
     samples = [generate(model, prompts, max_new_tokens=max_new_tokens, temperature=temperature, seed=s,
-                        chat=False, progress=progress, desc=f"continuations, sample {s + 1}/{k}") for s in range(k)]
+                        chat=False, progress=progress, desc=f"continuations, sample {s + 1}/{k}", top_p=top_p)
+               for s in range(k)]
     return [list(per_prompt) for per_prompt in zip(*samples)]
 
 
@@ -156,7 +157,7 @@ def run_toxicity(config, scorer, prompts: pd.DataFrame | None = None, models: li
     reference = models[-1]
     tables = [sample_table(m, prompts, continuations(m, list(prompts.text), config.toxicity_k,
                                                      config.toxicity_max_new_tokens, config.toxicity_temperature,
-                                                     progress), scorer, reference)
+                                                     progress, config.toxicity_top_p), scorer, reference)
               for m in models]
     samples = pd.concat(tables, ignore_index=True).assign(reference=reference)
     return samples, summarize_models(samples, config.toxicity_threshold, config.fluency_max_perplexity,
