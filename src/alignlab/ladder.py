@@ -113,7 +113,8 @@ def steps(models: list[str], dataset: str, metric: str = "probe_acc", profile: s
             for a, b, x, y in zip(models, models[1:], values, values[1:])]
 
 
-def weakest_reader(models: list[str], dataset: str, metric: str = "probe_acc", profile: str | None = None) -> str | None:
+def weakest_reader(models: list[str], dataset: str, metric: str = "probe_acc",
+                   profile: str | None = None) -> str | None:
     """The weakest (by `metric`) of `models` whose "reads its context" check passed on the card (the
     CI of oracle − naive judge accuracy above 0), or None when none did."""
     card = read_card(dataset, profile)

@@ -239,8 +239,9 @@ def model_axis(models: list[str], dataset: str, measure: str = "probe_acc",
         return ({m: float(card[m][measure]) for m in models},
                 Axis("capability", f"strong model's {measure} (capability card, {dataset})"))
     profile = profile or ladder.current_profile()
+    run = f"run 00_overview --profile {profile}"
     why = (f"{', '.join(missing)} not on the {profile} profile's capability card of {dataset} "
-           f"({'no card: run 00_overview --profile ' + profile if not card else 'run 00_overview --profile ' + profile + ' on it'})")
+           f"({'no card: ' + run if not card else run + ' on it'})")
     counts = {m: parameter_count(m) for m in models}
     if all(c is not None for c in counts.values()):
         return counts, Axis("parameters", f"strong model's parameters (fallback: not on the {dataset} card)",
