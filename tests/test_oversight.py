@@ -258,6 +258,10 @@ def test_config_takes_every_notebook_parameter_and_accepts_the_defaults():
     ("seeds", [0, -1], [">= 0"]),
     ("data_seed", -1, [">= 0"]),
     ("mode", "prompting", ["probe", "finetune"]),
+    ("icl", "yes", ["true or false"]),
+    ("icl_k", 0, [">= 1"]),
+    ("icl_model", "", ["None", "model name"]),
+    ("icl_model", "minilm-l6", ["causal LM", "encoder"]),
 ])
 def test_each_check_rejects_a_bad_value_naming_the_parameter(name, value, words):
     with pytest.raises(ParameterError) as err:
@@ -602,6 +606,8 @@ def test_notebook_smoke_run(run_study):
             assert 0.0 <= metrics[key] <= 1.0, key
             assert 0.0 <= metrics[f"{key}_lo"] <= metrics[key] <= metrics[f"{key}_hi"] <= 1.0, key
             assert f"student_acc_{info}_{protocol}_labels" in metrics
+            assert 0.0 <= metrics[f"icl_acc_{info}_{protocol}_labels"] <= 1.0
+        assert 0.0 <= metrics[f"icl_acc_{info}_gold_labels"] <= 1.0
     assert metrics["n_questions"] == 6
     from alignlab.paths import project_root
 
@@ -667,3 +673,141 @@ def test_a_paired_verdict_needs_the_exact_test_as_well_as_the_ci():
     assert report.paired_verdict(strong) == "A better" and report._shown_above(strong)
     assert report.paired_verdict({**strong, "diff": -strong["diff"], "lo": -strong["hi"], "hi": -strong["lo"]}) \
         == "B better"
+
+
+# ---------------------------------------------------------------------------------------------
+# in-context W2SG on the protocols' labels
+
+
+def _icl_setup(n=20, seeds=(0, 1, 2)):
+    rng = np.random.default_rng(3)
+    items = _items(n)
+    y = np.array([it["label"] for it in items], dtype=float)
+    config = make_config(protocols=["naive", "debate", "oracle"], rounds=2, seeds=list(seeds),
+                         info=["passage", "closed-book"], icl_k=4)
+    return items, y, config, _probs(y, config, rng)
+
+
+def _demo_blocks(prompt):
+    """[(demonstration text, shown label)], and the query text, of a study 01 prompt."""
+    from alignlab.studies.w2sg.icl import INSTRUCTION
+
+    blocks = prompt.split("\n\n")
+    assert blocks[0] == INSTRUCTION
+    demos = [(b.split("\nCorrect: ")[0], int(b.endswith(" Yes"))) for b in blocks[1:-1]]
+    return demos, blocks[-1].removesuffix("\nCorrect:")
+
+
+def test_icl_demonstrations_are_training_half_questions_with_the_named_protocols_labels():
+    from alignlab.studies.oversight import incontext
+    from alignlab.training.w2s import split_halves
+
+    items, y, config, probs = _icl_setup()
+    plan, label_rows = incontext.icl_plan(items, probs, config)
+    labels = incontext.shown_labels(items, probs, config)
+    assert {e["source"] for e in plan} == {"zero-shot", "naive", "debate", "oracle", "gold"}
+    for e in plan:
+        train_idx, test_idx = split_halves(len(items), e["seed"])  # the student's halves
+        assert np.array_equal(e["test"], test_idx)
+        assert e["k"] == (0 if e["source"] == "zero-shot" else 4)
+        for q, prompt in enumerate(e["prompts"]):
+            demos, query = _demo_blocks(prompt)
+            assert query == items[test_idx[q]]["text"]
+            ids = [int(text[1:]) for text, _ in demos]
+            assert set(ids) <= set(train_idx) and len(set(ids)) == len(ids) == e["k"]
+            assert list(e["demos"][q]) == ids
+            if not ids:
+                continue
+            expected = y[ids].astype(int) if e["source"] == "gold" else labels[(e["info"], e["source"])][ids]
+            assert [label for _, label in demos] == list(expected)
+    # the same demonstration questions for every source of a seed: only the labels differ
+    by_seed = {}
+    for e in plan:
+        if e["k"]:
+            assert np.array_equal(by_seed.setdefault(e["seed"], e["demos"]), e["demos"])
+    # the naive judge's labels are its verdicts (P > 0.5), not gold; gold rows show the true labels
+    naive = labels[("passage", "naive")]
+    assert np.array_equal(naive, (probs[("passage", "naive", "", 0)] > 0.5).astype(int))
+    assert (label_rows[label_rows.source == "gold"].demo_label_acc == 1.0).all()
+    assert label_rows[label_rows.source == "zero-shot"].demo_label_acc.isna().all()
+
+
+def test_icl_summary_pgr_and_paired_verdict_with_a_scorer_that_copies_the_labels():
+    from alignlab.studies.oversight import incontext
+
+    items, y, config, probs = _icl_setup(n=40, seeds=[0, 1])
+    text_to_label = {it["text"]: it["label"] for it in items}
+    calls = []
+
+    def scorer(model, prompts):
+        # right when the demonstrations' labels are all right, else wrong: ICL as good as its labels
+        calls.append(model)
+        out = []
+        for prompt in prompts:
+            demos, query = _demo_blocks(prompt)
+            good = all(text_to_label[t] == label for t, label in demos)
+            sign = 1 if text_to_label[query] == 1 else -1
+            out.append(sign if demos and good else -sign)
+        return np.array(out, dtype=float)
+
+    rows, label_rows = incontext.icl_loop(items, probs, config, scorer=scorer)
+    assert calls == [config.strong_model]  # every distinct prompt in one call, the strong model by default
+    icl = incontext.icl_summary(rows, label_rows, n_boot=300).set_index(["info", "source"])
+    gold, zero = icl.loc[("passage", "gold")], icl.loc[("passage", "zero-shot")]
+    assert gold["icl_acc"] == 1.0 and zero["icl_acc"] == 0.0
+    assert np.isclose(gold["pgr"], 1.0) and np.isclose(icl.loc[("passage", "naive"), "pgr"], 0.0)
+    oracle = icl.loc[("passage", "oracle")]  # the oracle's verdicts are gold here
+    assert oracle["icl_acc"] == 1.0 and oracle["lo"] > 0 and oracle["p_value"] < 0.05
+    for _, r in icl.reset_index().iterrows():
+        assert 0 <= r["icl_acc_lo"] <= r["icl_acc"] <= r["icl_acc_hi"] <= 1
+    shown = report.icl_table(icl.reset_index())
+    assert shown[shown["demonstration labels"] == "oracle"]["verdict"].eq("better than naive labels").all()
+    text = report.conclusion(*_summary_and_pairs(0.95, 0.3), pd_empty(), pd_empty(), config, icl.reset_index())
+    assert "*In-context W2SG*" in text and "oracle (" in text
+    m = report.metrics(*_summary_and_pairs(0.95, 0.3), pd_empty(), pd_empty(), icl.reset_index())
+    assert m["icl_acc_passage_gold_labels"] == 1.0 and m["icl_acc_closed_book_zero_shot_labels"] == 0.0
+
+
+def pd_empty():
+    import pandas as pd
+
+    return pd.DataFrame()
+
+
+def test_icl_pgr_with_an_undefined_denominator_is_reported_as_undefined():
+    from alignlab.studies.oversight import incontext
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no warning escapes: the NaN is the answer
+        assert np.isnan(incontext.icl_pgr(0.6, 0.7, 0.7)) and np.isnan(incontext.icl_pgr(0.6, 0.8, 0.7))
+    assert incontext.icl_pgr(0.75, 0.5, 1.0) == 0.5
+    items, y, config, probs = _icl_setup(n=20, seeds=[0])
+    # a model that ignores its demonstrations: ICL with gold labels equals ICL with naive labels
+    rows, label_rows = incontext.icl_loop(items, probs, config,
+                                          scorer=lambda model, prompts: np.ones(len(prompts)))
+    icl = incontext.icl_summary(rows, label_rows, n_boot=200)
+    assert icl["pgr"].isna().all() and icl["pgr_note"].str.startswith("undefined").all()
+    shown = report.icl_table(icl)
+    assert shown["ICL-PGR"].str.startswith("undefined").all()
+    assert shown["verdict"].isin(["", "not shown (CI includes 0)"]).all()
+    m = report.metrics(*_summary_and_pairs(0.95, 0.3), pd_empty(), pd_empty(), icl)
+    assert all(np.isnan(v) for name, v in m.items() if name.startswith("icl_pgr_"))
+    assert "nothing separates" in report.conclusion(*_summary_and_pairs(0.95, 0.3), pd_empty(), pd_empty(),
+                                                    config, icl)
+
+
+def test_icl_model_is_a_decoder_and_the_section_can_be_turned_off():
+    from IPython.display import Markdown
+
+    from alignlab.studies.oversight import incontext
+
+    assert incontext.icl_model_name(make_config(strong_model="gemma3-270m")) == "gemma3-270m"
+    assert incontext.icl_model_name(make_config(strong_model="minilm-l6", debater_model="smollm2-135m")) \
+        == "smollm2-135m"
+    with pytest.raises(ValueError, match="minilm-l6.*encoder"):
+        incontext.icl_model_name(make_config(icl_model="minilm-l6"))
+    items, y, config, probs = _icl_setup()
+    off = make_config(**{**{f: getattr(config, f) for f in ("protocols", "rounds", "seeds", "info")}, "icl": False})
+    rows, label_rows = incontext.icl_loop(items, probs, off, scorer=lambda *a: pytest.fail("scored while off"))
+    assert not len(rows) and not len(incontext.icl_summary(rows, label_rows, 200))
+    assert isinstance(report.icl_table(pd_empty()), Markdown)

@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from alignlab.data.names import dataset_problem
+from alignlab.models.zoo import EMBEDDED
 from alignlab.study_config import StudyConfig, is_int
 from alignlab.training import LOSSES, MODES
 
@@ -45,6 +46,9 @@ class Config(StudyConfig):
     losses: list
     n_boot: int
     n_examples: int
+    icl: bool  # in-context W2SG on the protocols' labels (False: the section is skipped)
+    icl_model: str | None  # a causal LM; None: `strong_model` if it is one, else `debater_model`
+    icl_k: int  # demonstrations per test question
 
     def check(self) -> None:
         if problem := dataset_problem(self.dataset, DATASETS):
@@ -84,6 +88,17 @@ class Config(StudyConfig):
                 self.fail(name, f"must be an integer >= 1, got {value!r}")
         if not self.seeds or not all(is_int(s) and s >= 0 for s in self.seeds):
             self.fail("seeds", f"must be a non-empty list of integers >= 0, got {self.seeds!r}")
+        if not isinstance(self.icl, bool):
+            self.fail("icl", f"must be true or false, got {self.icl!r}")
+        if self.icl_model is not None and (not isinstance(self.icl_model, str) or not self.icl_model.strip()):
+            self.fail("icl_model", f"must be None (strong_model if it is a causal LM, else debater_model) or a "
+                                   f"model name, got {self.icl_model!r}")
+        if self.icl and self.icl_model in EMBEDDED and EMBEDDED[self.icl_model].kind != "decoder":
+            self.fail("icl_model", f"must be a causal LM (it scores ' Yes' / ' No'); {self.icl_model!r} is an "
+                                   f"encoder")
+        if not is_int(self.icl_k) or self.icl_k < 1:
+            self.fail("icl_k", f"must be an integer >= 1 (demonstrations per test question; the zero-shot "
+                               f"prompt is always scored), got {self.icl_k!r}")
         if not is_int(self.data_seed) or self.data_seed < 0:
             self.fail("data_seed", f"must be an integer >= 0, got {self.data_seed!r}")
         if self.mode not in MODES:

@@ -15,6 +15,7 @@ from IPython.display import Markdown
 from alignlab.figures import bar_with_ci, figsize, line_with_ci, use_style
 from alignlab.stats import format_ci, paired_minimum_detectable_difference, verdict
 from alignlab.studies.oversight.config import PROTOCOLS, Config
+from alignlab.studies.oversight.incontext import SOURCES_SHOWN
 
 # ---------------------------------------------------------------------------------------------
 # Tables
@@ -31,10 +32,10 @@ def _cell(row, name: str) -> str:
     return format_ci(row[name], row[f"{name}_lo"], row[f"{name}_hi"])
 
 
-def _order(frame: pd.DataFrame, column: str) -> pd.DataFrame:
-    """Rows by setting (in the run's order) and protocol (in PROTOCOLS' order)."""
+def _order(frame: pd.DataFrame, column: str, order=PROTOCOLS) -> pd.DataFrame:
+    """Rows by setting (in the run's order) and protocol (in `order`, by default PROTOCOLS')."""
     settings = {info: k for k, info in enumerate(dict.fromkeys(frame["info"]))}
-    return frame.assign(_i=frame["info"].map(settings), _o=frame[column].map({p: k for k, p in enumerate(PROTOCOLS)})
+    return frame.assign(_i=frame["info"].map(settings), _o=frame[column].map({p: k for k, p in enumerate(order)})
                         ).sort_values(["_i", "_o"], kind="stable").drop(columns=["_i", "_o"])
 
 
@@ -120,6 +121,38 @@ def loop_table(loop: pd.DataFrame):
                      "student - naive-label student": _cell(r, "vs_naive") if "vs_naive" in r and pd.notna(
                          r.get("vs_naive")) else "",
                      "seeds": int(r["seeds"])})
+    return pd.DataFrame(rows)
+
+
+def _icl_pgr_cell(r) -> str:
+    """ICL-PGR [CI], or why it is not reported (undefined, or the CI of gold - naive includes 0)."""
+    if "pgr" not in r:
+        return ""
+    return r["pgr_note"] or _cell(r, "pgr")
+
+
+def icl_vs_naive_verdict(r) -> str:
+    """`paired_verdict` on ICL with this source's labels against ICL with naive labels."""
+    if "diff" not in r or pd.isna(r.get("diff")):
+        return ""
+    return paired_verdict(r, above="better than naive labels", below="worse than naive labels")
+
+
+def icl_table(icl: pd.DataFrame):
+    """Per setting and label source: the accuracy of the demonstrations' labels -> ICL accuracy on
+    the test halves -> ICL-PGR, and ICL - ICL with naive labels [95% CIs resampling seeds and
+    question ids] with the sign test's p and the verdict (`paired_verdict`)."""
+    if not len(icl):
+        return Markdown("*In-context W2SG is off in this run (`icl = False`).*")
+    rows = []
+    for _, r in _order(icl, "source", SOURCES_SHOWN).iterrows():
+        has_diff = "diff" in r and pd.notna(r.get("diff"))
+        rows.append({"setting": r["info"], "demonstration labels": r["source"], "k": int(r["k"]),
+                     "demo label acc": "" if pd.isna(r["demo_label_acc"]) else f"{r['demo_label_acc']:.3f}",
+                     "ICL acc (test)": _cell(r, "icl_acc"), "ICL-PGR": _icl_pgr_cell(r),
+                     "ICL - naive-label ICL": format_ci(r["diff"], r["lo"], r["hi"]) if has_diff else "",
+                     "sign test p": f"{r['p_value']:.3g}" if has_diff else "",
+                     "verdict": icl_vs_naive_verdict(r), "seeds": int(r["seeds"]), "n tests": int(r["n tests"])})
     return pd.DataFrame(rows)
 
 
@@ -246,10 +279,12 @@ def plot_loop(loop: pd.DataFrame):
 # Metrics and conclusion
 
 
-def metrics(summary: pd.DataFrame, pairs: pd.DataFrame, loop: pd.DataFrame, quotes: pd.DataFrame) -> dict:
+def metrics(summary: pd.DataFrame, pairs: pd.DataFrame, loop: pd.DataFrame, quotes: pd.DataFrame,
+            icl: pd.DataFrame | None = None) -> dict:
     """Flat numbers: per setting and protocol accuracy (with Wilson bounds), AUROC and ECE; each
     comparison's difference and bounds; per setting and source the student's accuracy and PGR
-    (first loss; NaN where not reported); the verified share of quotes per side."""
+    (first loss; NaN where not reported); the verified share of quotes per side; per setting and
+    demonstration labels the ICL accuracy and ICL-PGR (NaN where not reported)."""
     out = {}
     for _, r in summary.iterrows():
         stem = f"judge_{r['info'].replace('-', '_')}_{r['protocol']}"
@@ -267,6 +302,11 @@ def metrics(summary: pd.DataFrame, pairs: pd.DataFrame, loop: pd.DataFrame, quot
         out["ceiling_acc"] = float(first["ceiling_acc"].mean())
     for _, r in quotes[quotes["info"] == "passage"].iterrows() if len(quotes) else []:
         out[f"quote_verified_share_{r['role']}_{r['side']}"] = float(r["verified share"])
+    for _, r in icl.iterrows() if icl is not None and len(icl) else []:
+        stem = f"{r['info'].replace('-', '_')}_{r['source'].replace('-', '_')}_labels"
+        out[f"icl_acc_{stem}"] = float(r["icl_acc"])
+        if "pgr" in r:
+            out[f"icl_pgr_{stem}"] = float(r["pgr"]) if not r["pgr_note"] else float("nan")
     out["n_questions"] = float(summary["n"].max()) if len(summary) else float("nan")
     return out
 
@@ -322,11 +362,42 @@ def detectable_difference_note(pairs: pd.DataFrame, n: int) -> str:
             f"detects with 80% power (5% two-sided) is about " + "; ".join(parts) + ".")
 
 
+def icl_conclusion(icl: pd.DataFrame | None) -> list[str]:
+    """Markdown lines on in-context W2SG: per setting, ICL with gold, naive and no demonstrations,
+    the protocols whose labels are shown better than naive labels (`paired_verdict`), and a plain
+    statement when no protocol separates from naive labels."""
+    if icl is None or not len(icl):
+        return []
+    lines = [f"*In-context W2SG* (`{icl['model'].iloc[0]}` reads {int(icl['k'].max())} demonstrations from the "
+             f"training half, labelled by each protocol; ICL acc on the test half [95% CI over seeds and "
+             f"questions]):"]
+    for info, g in _order(icl, "source", SOURCES_SHOWN).groupby("info", sort=False):
+        by = g.set_index("source")
+        parts = [f"{s} {_cell(by.loc[s], 'icl_acc')}" for s in ("zero-shot", "naive", "gold") if s in by.index]
+        text = f"- {info}: " + "; ".join(parts)
+        protocols = [r for _, r in g.iterrows() if r["source"] in PROTOCOLS and r["source"] != "naive"
+                     and pd.notna(r.get("diff", np.nan))]
+        better = [r["source"] for r in protocols if _shown_above(r)]
+        if "naive" in by.index and "gold" in by.index:
+            gain = by.loc["gold", "diff"] if pd.notna(by.loc["gold"].get("diff", np.nan)) else None
+            if gain is not None:
+                text += (f"; gold - naive labels {format_ci(gain, by.loc['gold', 'lo'], by.loc['gold', 'hi'])}, "
+                         f"sign test p = {by.loc['gold', 'p_value']:.3g} — {icl_vs_naive_verdict(by.loc['gold'])}")
+        if protocols:
+            text += (". Labels better than naive ones: " + ", ".join(
+                f"{s} ({format_ci(by.loc[s, 'diff'], by.loc[s, 'lo'], by.loc[s, 'hi'])})" for s in better)
+                if better else ". No protocol's labels are shown better than naive labels (each difference's CI "
+                "includes 0 or its sign test has p >= 0.05): at this size nothing separates")
+        lines.append(text + ".")
+    lines.append("")
+    return lines
+
+
 def conclusion(summary: pd.DataFrame, pairs: pd.DataFrame, loop: pd.DataFrame, quotes: pd.DataFrame,
-               config: Config) -> str:
+               config: Config, icl: pd.DataFrame | None = None) -> str:
     """Markdown: per information setting, whether each protocol beats the naive judge, debate beats
     consultancy, and the table orders naive < protocols < expert; passage against closed-book; the
-    student loop; each claim with its number and interval."""
+    student loop; in-context W2SG; each claim with its number and interval."""
     n = int(summary["n"].max())
     lines = [f"**Conclusion** (every pool question judged once: n = {n}; accuracy [Wilson 95%], differences "
              f"[paired bootstrap 95% over questions] with McNemar's p; the student over {len(config.seeds)} seeds, "
@@ -380,6 +451,7 @@ def conclusion(summary: pd.DataFrame, pairs: pd.DataFrame, loop: pd.DataFrame, q
                 text += f"; against naive labels {format_ci(r['vs_naive'], r['vs_naive_lo'], r['vs_naive_hi'])}"
             lines.append(text + ".")
         lines.append("")
+    lines += icl_conclusion(icl)
     lines.append(detectable_difference_note(pairs, n))
     lines += ["", f"Judge `{config.judge_model}`, debaters `{config.debater_model}`, student `{config.strong_model}`: "
               "a protocol that does not help at this scale is a result at this scale, not evidence against the "
