@@ -1,16 +1,19 @@
 """Study 06 (o1-style coding): pass@k, the searches with a scripted policy, folds, test parsing,
-DPO pairs, programs from replies, hidden tests through the sandbox, and the MBPP loader."""
+DPO pairs, the training data of the TCG and of the policy (fold A only), programs from replies,
+hidden tests through the sandbox, the reports, and the MBPP loader."""
 
 import ast
 import dataclasses
 import math
 import random
 
+import numpy as np
+import pandas as pd
 import pytest
 
 from alignlab import paths
 from alignlab.run.params import read_parameters, resolve_notebook
-from alignlab.studies.coder import evaluation, experiment, problems, search, tcg
+from alignlab.studies.coder import evaluation, experiment, problems, report, search, tcg, training
 from alignlab.studies.coder.config import Config
 from alignlab.studies.coder.policy import step_request
 from alignlab.study_config import ParameterError
@@ -248,6 +251,87 @@ def test_dpo_pairs_keep_inputs_and_shuffle_outputs():
 
 
 # --------------------------------------------------------------------------------------------
+# Training data: fold A only
+
+
+class TextPolicy:
+    """The two input builders of `LMPolicy` without a model."""
+
+    def text(self, request, opening=""):
+        return f"<user>{request}<assistant>{opening}"
+
+    def code_text(self, problem, style):
+        return self.text(problem.prompt, "```python\n" + problem.prompt)
+
+
+TOY_B = dataclasses.replace(TOY, task_id="toy/1")
+
+
+def test_reference_tests_are_the_literal_hidden_asserts():
+    assert [t.source for t in training.reference_tests(TOY)] == ["assert double(5) == 10", "assert double(-1) == -2"]
+
+
+def test_tcg_sft_data_comes_from_fold_a_only_and_passes_the_reference():
+    fold_of = {"toy/0": "A", "toy/1": "B"}
+    generated = {"toy/0": [tcg.TestCase("double", "3", "6"), tcg.TestCase("double", "4", "9"),
+                           tcg.TestCase("double", "5", "10")]}
+    reference = {"toy/0": [True, False, True]}
+    sft = training.tcg_sft_tests([TOY], fold_of, generated, reference, n_tests=4, timeout=5.0)
+    # own tests first, then the valid generated one not already there; the invalid one never
+    assert [t.source for t in sft["toy/0"]] == ["assert double(5) == 10", "assert double(-1) == -2",
+                                               "assert double(3) == 6"]
+    with pytest.raises(ValueError, match="fold A only"):
+        training.tcg_sft_tests([TOY, TOY_B], fold_of, generated, reference, n_tests=4, timeout=5.0)
+    wrong_reference = dataclasses.replace(TOY, canonical_solution="    return 3 * x\n")
+    assert training.tcg_sft_tests([wrong_reference], fold_of, generated, reference, 4, 5.0) == {}
+    examples = training.tcg_examples(TextPolicy(), [TOY], sft, n_tests=4, seed=0)
+    (prompt,), (target,) = examples["sft"]
+    assert prompt.endswith("```python\n") and "double" in prompt and TOY.test not in prompt
+    assert target.splitlines() == [t.source for t in sft["toy/0"]] + ["```"]
+    (dpo_prompt,), (chosen,), (rejected,) = examples["dpo"]
+    assert dpo_prompt == prompt and chosen == target
+    shuffled = [tcg.parse_test_line(line, "double") for line in rejected.splitlines()[:-1]]
+    assert [t.args for t in shuffled] == [t.args for t in sft["toy/0"]] and rejected != chosen
+
+
+def test_policy_training_data_are_the_valid_fold_a_traces_only():
+    fold_of = {"toy/0": "A", "toy/1": "B"}
+    good, bad = TOY.prompt + "    return 2 * x\n", TOY.prompt + "    return x + 1\n"
+    programs = {(0, "toy/0", "vanilla"): [good, bad, good], ("greedy", "toy/0", "vanilla"): [bad],
+                (0, "toy/0", "pseudocode"): [TOY.prompt + "    return x * 2\n"],
+                (0, "toy/1", "vanilla"): [good]}
+    hidden = {(0, "toy/0", "vanilla"): [True, False, True], ("greedy", "toy/0", "vanilla"): [False],
+              (0, "toy/0", "pseudocode"): [True], (0, "toy/1", "vanilla"): [True]}
+    traces = training.valid_traces([TOY], fold_of, programs, hidden)
+    assert traces == {"toy/0": [good]}  # passing, vanilla, deduplicated; fold B's pools never read
+    with pytest.raises(ValueError, match="fold A only"):
+        training.valid_traces([TOY, TOY_B], fold_of, programs, hidden)
+    assert training.valid_traces([TOY], fold_of, {(0, "toy/0", "vanilla"): [bad]},
+                                 {(0, "toy/0", "vanilla"): [False]}) == {}
+    prompts, targets = training.policy_examples(TextPolicy(), [TOY], traces)
+    assert prompts == [TextPolicy().code_text(TOY, "vanilla")] and targets == ["    return 2 * x\n```"]
+
+
+def test_policy_table_pairs_over_problems_and_says_when_nothing_trained():
+    before = pd.DataFrame({"seed": 0, "task_id": ["a", "b", "c"], "greedy_pass": [0.0, 1.0, 0.0],
+                           "sample_pass": [0.0, 1 / 3, 1.0]})
+    after = before.assign(greedy_pass=[1.0, 1.0, 0.0])
+    table = report.policy_table(before, after, n_boot=200, seed=0).set_index("metric")
+    assert table.loc["greedy pass@1", "difference_mean"] == pytest.approx(1 / 3)
+    assert table.loc["sampled pass rate", "difference_mean"] == 0.0
+    untrained = report.policy_table(before, None, n_boot=200, seed=0)
+    assert untrained["after_mean"].isna().all() and (untrained["after"] == "not trained").all()
+    improvement = {"traces": {}, "after": None, "fold_a_programs": 8}
+    tcg_training = {"examples": {"SFT": 0, "DPO": 0}, "losses": {}, "tests": {}}
+    tcg_rows = pd.DataFrame({"stage": "prompt-only", "task_id": ["x"], "fold": ["B"], "tests": [2],
+                             "validity": [0.5], "discrimination": [np.nan], "wrong_programs": [0], "copied": [0.0]})
+    text = report.training_conclusion(report.tcg_summary(tcg_rows, 200, 0), tcg_training, untrained, improvement)
+    assert "0 of 8 programs" in text and "did not train" in text and "neither SFT nor DPO ran" in text
+    metrics = report.training_metrics(untrained, tcg_training, improvement)
+    assert metrics["policy_traces"] == 0 and math.isnan(metrics["policy_greedy_after"])
+
+
+# --------------------------------------------------------------------------------------------
 # Programs from replies
 
 
@@ -290,10 +374,11 @@ def test_mbpp_loader_errors_are_clear(tmp_path):
 
 
 def _params(**changes):
-    params = dict(model="qwen2.5-coder-0.5b", dataset="humaneval", mbpp_path=None, fold_seed=0, n_problems_a=1,
+    params = dict(model="qwen2.5-coder-0.5b", dataset="humaneval", mbpp_path=None, fold_seed=0, n_problems_a=2,
                   n_problems_b=2, budget=3, seeds=[0], temperature=0.8, max_new_tokens=160, step_tokens=48,
                   n_tests=4, styles=["vanilla", "pseudocode"], mcts_rewards=["generated"], mcts_samples=1,
-                  mcts_depth=2, mcts_c=1.0, pass_ks=[1, 2], sandbox_timeout=5.0, n_boot=1000, bootstrap_seed=0)
+                  mcts_depth=2, mcts_c=1.0, pass_ks=[1, 2], sandbox_timeout=5.0, lora_r=8, train_epochs=1,
+                  train_lr=5e-4, dpo_beta=0.1, train_max_length=512, n_boot=1000, bootstrap_seed=0)
     params.update(changes)
     return params
 
@@ -301,7 +386,8 @@ def _params(**changes):
 def test_config_accepts_the_quick_values_and_names_bad_ones():
     Config.from_params(_params())
     for name, value in (("budget", 1), ("pass_ks", [4]), ("styles", ["pseudocode"]), ("mcts_rewards", ["hidden"]),
-                        ("temperature", 0), ("dataset", "apps"), ("sandbox_timeout", 0.1)):
+                        ("temperature", 0), ("dataset", "apps"), ("sandbox_timeout", 0.1), ("lora_r", 0),
+                        ("train_epochs", 0), ("train_lr", 0), ("dpo_beta", -1), ("train_max_length", 8)):
         with pytest.raises(ParameterError, match=name):
             Config.from_params(_params(**{name: value}))
 
@@ -319,6 +405,7 @@ def test_o1_coder_notebook_smoke(run_study):
                  "aspr_pseudocode"):
         assert 0.0 <= metrics[name] <= 1.0, name
     assert metrics["problems_scored"] == 1
+    assert metrics["tcg_sft_examples"] >= 0 and metrics["policy_traces"] >= 0  # the training steps ran or said why
     assert (result.run_dir / "figures" / "search-pass1.pdf").is_file()
 
 

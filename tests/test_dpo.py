@@ -41,7 +41,8 @@ def test_dpo_from_an_sft_adapter_starts_at_log2_and_lowers_the_loss_on_one_pair(
     assert history[0] == pytest.approx(math.log(2), abs=0.02)  # the first step: policy == reference
     assert history[-1] < history[0] - 0.05
     with torch.no_grad():
-        margin_after = (dpo.sequence_logps(trained, tokenizer, good) - dpo.sequence_logps(trained, tokenizer, bad)).item()
+        margin_after = (dpo.sequence_logps(trained, tokenizer, good)
+                        - dpo.sequence_logps(trained, tokenizer, bad)).item()
     assert margin_after > margin_before
     with pytest.raises(ValueError, match="as many"):
         dpo.finetune_dpo(trained, tokenizer, prompt, chosen, [], settings)

@@ -40,6 +40,11 @@ class Config(StudyConfig):
     mcts_c: float
     pass_ks: list
     sandbox_timeout: float
+    lora_r: int
+    train_epochs: int
+    train_lr: float
+    dpo_beta: float
+    train_max_length: int
     n_boot: int
     bootstrap_seed: int
 
@@ -85,5 +90,18 @@ class Config(StudyConfig):
             self.fail("pass_ks", f"must be a non-empty list of ints in [1, budget={self.budget}]; got {self.pass_ks!r}")
         if not is_number(self.sandbox_timeout) or not 0.5 <= self.sandbox_timeout <= 120:
             self.fail("sandbox_timeout", f"must be a number of seconds in [0.5, 120]; got {self.sandbox_timeout!r}")
+        if not is_int(self.lora_r) or not 1 <= self.lora_r <= 256:
+            self.fail("lora_r", f"must be an int in [1, 256] (LoRA rank of every fine-tuning); got {self.lora_r!r}")
+        if not is_int(self.train_epochs) or not 1 <= self.train_epochs <= 100:
+            self.fail("train_epochs", f"must be an int in [1, 100] (epochs per fine-tuning stage); got "
+                                      f"{self.train_epochs!r}")
+        if not is_number(self.train_lr) or not 0 < self.train_lr <= 0.1:
+            self.fail("train_lr", f"must be a number in (0, 0.1] (AdamW learning rate); got {self.train_lr!r}")
+        if not is_number(self.dpo_beta) or not 0 < self.dpo_beta <= 10:
+            self.fail("dpo_beta", f"must be a number in (0, 10] (DPO's strength of the pull to the reference); "
+                                  f"got {self.dpo_beta!r}")
+        if not is_int(self.train_max_length) or not 64 <= self.train_max_length <= 8192:
+            self.fail("train_max_length", f"must be an int in [64, 8192] (tokens per training example, prompt "
+                                          f"included); got {self.train_max_length!r}")
         if not is_int(self.n_boot) or self.n_boot < MIN_BOOT:
             self.fail("n_boot", f"must be an int >= {MIN_BOOT} (bootstrap resamples); got {self.n_boot!r}")

@@ -48,6 +48,17 @@ def score_hidden(problem: Problem, programs: list[str], timeout: float) -> list[
     return [r["status"] == "passed" for r in sandbox_runs(jobs, timeout)]
 
 
+def score_many(items: list[tuple[Problem, list[str]]], timeout: float) -> list[list[bool]]:
+    """`score_hidden` for several (problem, programs) at once: every run shares the two workers."""
+    jobs, owners = [], []
+    for i, (problem, programs) in enumerate(items):
+        setup, cases, expose = hidden_tests(problem)
+        jobs += [dict(program=p, cases=cases, setup=setup, expose=expose) for p in programs]
+        owners += [i] * len(programs)
+    passed = [r["status"] == "passed" for r in sandbox_runs(jobs, timeout)]
+    return [[ok for ok, o in zip(passed, owners) if o == i] for i in range(len(items))]
+
+
 def run_generated_tests(problem: Problem, programs: list[str], cases: list[str], timeout: float) -> list[list[bool]]:
     """Per program, whether it passes each generated test case (all False when it does not load).
     The setup is the prompt: the part of the problem every model sees."""

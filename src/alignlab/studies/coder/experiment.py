@@ -2,7 +2,7 @@
 on fold B, all scored with fold B's hidden tests only after the choices are made.
 
 Tidy outputs (pandas DataFrames):
-- `tcg_rows`: one row per problem: fold, tests kept, validity, discrimination, copied share;
+- `tcg_rows`: one row per (TCG stage, problem): fold, tests kept, validity, discrimination, copied share;
 - `search_rows`: one row per (seed, problem, method): the chosen program passes the hidden tests
   (0/1), programs generated, tokens generated;
 - `pool_rows`: one row per (seed, problem, style): n samples, c passing, the greedy program's pass.
@@ -17,6 +17,7 @@ from alignlab.studies.coder.policy import LMPolicy
 from alignlab.studies.coder.problems import Problem, program_from_reply
 
 TESTS_OPENING = "```python\n"  # the reply opens the code block; the model writes the asserts
+SAMPLE_BATCH = 16  # sampled sequences generated together (several problems' samples share a batch)
 
 
 def generate_tests(policy: LMPolicy, problems: list[Problem], n_tests: int):
@@ -29,10 +30,10 @@ def generate_tests(policy: LMPolicy, problems: list[Problem], n_tests: int):
 
 
 def tcg_table(problems: list[Problem], folds: dict[str, str], tests: dict, wrong_programs: dict,
-              timeout: float) -> tuple[pd.DataFrame, dict]:
-    """Validity, discrimination and copied share per problem; and each problem's per-test reference
-    results (for the DPO pairs). Validity runs the reference solution: a metric computed after the
-    fact, never fed to a search."""
+              timeout: float, stage: str = "prompt-only") -> tuple[pd.DataFrame, dict]:
+    """Validity, discrimination and copied share per problem (of the TCG `stage`); and each
+    problem's per-test reference results (for the DPO pairs). Validity runs the reference solution:
+    a metric computed after the fact, never fed to a search."""
     rows, reference = [], {}
     for p in problems:
         cases = [t.source for t in tests[p.task_id]]
@@ -40,7 +41,7 @@ def tcg_table(problems: list[Problem], folds: dict[str, str], tests: dict, wrong
         reference[p.task_id] = ref
         wrong = wrong_programs.get(p.task_id, [])
         wrong_results = evaluation.run_generated_tests(p, wrong, cases, timeout) if wrong and cases else []
-        rows.append({"task_id": p.task_id, "fold": folds[p.task_id], "tests": len(cases),
+        rows.append({"stage": stage, "task_id": p.task_id, "fold": folds[p.task_id], "tests": len(cases),
                      "validity": tcg.validity(ref), "discrimination": tcg.discrimination(ref, wrong_results),
                      "wrong_programs": len(wrong), "copied": tcg.copied_share(p, tests[p.task_id])})
     return pd.DataFrame(rows), reference
@@ -48,23 +49,28 @@ def tcg_table(problems: list[Problem], folds: dict[str, str], tests: dict, wrong
 
 def run_pools(policy: LMPolicy, problems: list[Problem], styles, budget: int, seeds, timeout: float):
     """Greedy and `budget` sampled programs per problem, style and seed, scored on hidden tests.
+    Samples of several problems share one generation batch (at most `SAMPLE_BATCH` sequences):
+    decoding, not the sandbox, is what a pool costs on a CPU.
     Returns (pool_rows DataFrame, programs {(seed, task_id, style): [program, ...]},
-    hidden {(seed, task_id, style): [passed, ...]})."""
+    hidden {(seed, task_id, style): [passed, ...]}; seed "greedy": the greedy program)."""
     rows, programs, hidden = [], {}, {}
+    group = max(1, SAMPLE_BATCH // budget)
     for style in styles:
         greedy = policy.code_greedy(problems, style)
-        for p, text in zip(problems, greedy):
-            greedy_program = program_from_reply(p, text)
-            greedy_pass = evaluation.score_hidden(p, [greedy_program], timeout)[0]
-            programs[("greedy", p.task_id, style)] = [greedy_program]
-            for seed in seeds:
-                texts = policy.code_samples(p, style, budget, seed)
-                progs = [program_from_reply(p, t) for t in texts]
-                passed = evaluation.score_hidden(p, progs, timeout)
-                programs[(seed, p.task_id, style)], hidden[(seed, p.task_id, style)] = progs, passed
-                rows.append({"seed": seed, "task_id": p.task_id, "style": style, "n": len(progs),
+        greedy_programs = [program_from_reply(p, text) for p, text in zip(problems, greedy)]
+        greedy_passes = evaluation.score_many([(p, [g]) for p, g in zip(problems, greedy_programs)], timeout)
+        for p, g, ok in zip(problems, greedy_programs, greedy_passes):
+            programs[("greedy", p.task_id, style)], hidden[("greedy", p.task_id, style)] = [g], ok
+        for seed in seeds:
+            texts = [t for start in range(0, len(problems), group)
+                     for t in policy.code_samples(problems[start:start + group], style, budget, seed)]
+            progs = [[program_from_reply(p, t) for t in ts] for p, ts in zip(problems, texts)]
+            passes = evaluation.score_many(list(zip(problems, progs)), timeout)
+            for p, text, ts, ps, passed, (greedy_pass,) in zip(problems, greedy, texts, progs, passes, greedy_passes):
+                programs[(seed, p.task_id, style)], hidden[(seed, p.task_id, style)] = ps, passed
+                rows.append({"seed": seed, "task_id": p.task_id, "style": style, "n": len(ps),
                              "c": int(sum(passed)), "greedy_pass": float(greedy_pass),
-                             "greedy_tokens": policy.n_tokens([text]), "sample_tokens": policy.n_tokens(texts)})
+                             "greedy_tokens": policy.n_tokens([text]), "sample_tokens": policy.n_tokens(ts)})
     return pd.DataFrame(rows), programs, hidden
 
 

@@ -20,7 +20,7 @@ from alignlab.lm.generation import apply_chat, generate, generate_with
 from alignlab.models.load import load_causal_lm, load_tokenizer
 from alignlab.studies.coder.problems import Problem
 
-SAMPLES_VERSION = "1"
+SAMPLES_VERSION = "2"
 FENCE = "```"
 
 CODE_REQUESTS = {
@@ -92,30 +92,35 @@ class LMPolicy:
 
     # code, by prompting style ----------------------------------------------------------------
 
-    def _code_text(self, problem: Problem, style: str) -> str:
+    def code_text(self, problem: Problem, style: str) -> str:
+        """The raw model input that asks for `problem`'s code in `style`, the reply opened."""
         opening = code_opening(problem) if style == "vanilla" else PSEUDOCODE_OPENING
         return self.text(CODE_REQUESTS[style].format(prompt=problem.prompt), opening)
 
     def code_greedy(self, problems: list[Problem], style: str) -> list[str]:
         """One greedy reply per problem: the function body (vanilla) or pseudocode + body."""
         if style == "vanilla":
-            return self.greedy([self._code_text(p, style) for p in problems], self.max_new_tokens, [FENCE],
+            return self.greedy([self.code_text(p, style) for p in problems], self.max_new_tokens, [FENCE],
                                "greedy/vanilla")
-        pseudo = self.greedy([self._code_text(p, style) for p in problems], self.step_tokens, [FENCE],
+        pseudo = self.greedy([self.code_text(p, style) for p in problems], self.step_tokens, [FENCE],
                              "greedy/pseudocode")
-        texts = [self._code_text(p, style) + " " + s + "\n\n" + code_opening(p) for p, s in zip(problems, pseudo)]
+        texts = [self.code_text(p, style) + " " + s + "\n\n" + code_opening(p) for p, s in zip(problems, pseudo)]
         bodies = self.greedy(texts, self.max_new_tokens, [FENCE], "greedy/pseudocode")
         return [f"{PSEUDOCODE_OPENING} {s}\n\n{code_opening(p)}{b}" for p, s, b in zip(problems, pseudo, bodies)]
 
-    def code_samples(self, problem: Problem, style: str, n: int, seed: int) -> list[str]:
-        """`n` sampled replies, as in `code_greedy`."""
-        first = self._code_text(problem, style)
+    def code_samples(self, problems: list[Problem], style: str, n: int, seed: int) -> list[list[str]]:
+        """`n` sampled replies per problem, as in `code_greedy`: every problem's samples in one
+        batch (one decoding loop for all of them rather than one per problem)."""
+        firsts = [self.code_text(p, style) for p in problems for _ in range(n)]
         if style == "vanilla":
-            return self.sample([first] * n, seed, self.max_new_tokens, [FENCE], "sample/vanilla")
-        pseudo = self.sample([first] * n, seed, self.step_tokens, [FENCE], "sample/pseudocode")
-        texts = [first + " " + s + "\n\n" + code_opening(problem) for s in pseudo]
-        bodies = self.sample(texts, seed, self.max_new_tokens, [FENCE], "sample/pseudocode")
-        return [f"{PSEUDOCODE_OPENING} {s}\n\n{code_opening(problem)}{b}" for s, b in zip(pseudo, bodies)]
+            flat = self.sample(firsts, seed, self.max_new_tokens, [FENCE], "sample/vanilla")
+        else:
+            owners = [p for p in problems for _ in range(n)]
+            pseudo = self.sample(firsts, seed, self.step_tokens, [FENCE], "sample/pseudocode")
+            texts = [f + " " + s + "\n\n" + code_opening(p) for f, s, p in zip(firsts, pseudo, owners)]
+            bodies = self.sample(texts, seed, self.max_new_tokens, [FENCE], "sample/pseudocode")
+            flat = [f"{PSEUDOCODE_OPENING} {s}\n\n{code_opening(p)}{b}" for s, b, p in zip(pseudo, bodies, owners)]
+        return [flat[i * n:(i + 1) * n] for i in range(len(problems))]
 
     def step(self, problem: Problem, trace, action: str, n: int, seed: int) -> list[str]:
         """`n` sampled texts for the next step `action` (the tree search's proposal); a code step
