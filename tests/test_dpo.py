@@ -49,3 +49,14 @@ def test_dpo_from_an_sft_adapter_starts_at_log2_and_lowers_the_loss_on_one_pair(
     with pytest.raises(ValueError, match="no trainable"):
         dpo.finetune_dpo(tiny_causal_lm("llama")[0].requires_grad_(False), tokenizer, prompt, chosen, rejected,
                          settings)
+
+
+def test_code_targets_keep_their_indentation():
+    """strip=False trains on the continuation exactly as given: a function body's leading spaces
+    are target tokens (the default strips them and joins with one space, for text)."""
+    _, tokenizer = tiny_causal_lm("llama")
+    body = "    return a + b\n"
+    [(as_given, n_given)] = causal.encode_pairs(tokenizer, ["def add(a, b):\n"], [body], strip=False)
+    [(stripped, n_stripped)] = causal.encode_pairs(tokenizer, ["def add(a, b):\n"], [body])
+    assert tokenizer.decode(as_given[-n_given:]) == body
+    assert tokenizer.decode(stripped[-n_stripped:]) == " return a + b"

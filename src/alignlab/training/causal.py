@@ -43,13 +43,19 @@ class CausalFitConfig:
     seed: int
     weight_decay: float = 0.0
     max_length: int = 256  # prompt + continuation tokens, at most (the prompt's start is cut)
+    strip: bool = True  # continuations stripped and joined with one space (text); False: as given (code)
 
 
-def encode_pairs(tokenizer, prompts, continuations, max_length: int = 256) -> list[tuple[list[int], int]]:
+def encode_pairs(tokenizer, prompts, continuations, max_length: int = 256,
+                 strip: bool = True) -> list[tuple[list[int], int]]:
     """(token ids of prompt + continuation, number of continuation tokens) per pair; pairs whose
-    continuation has no token are dropped by the caller (they raise here)."""
+    continuation has no token are dropped by the caller (they raise here).
+
+    `strip`: a text continuation is stripped and follows the prompt after one space; False keeps it
+    exactly as given, for code whose leading indentation is what the model must write."""
     context = tokenizer([str(p) for p in prompts], add_special_tokens=True)["input_ids"]
-    cont = tokenizer([" " + str(c).strip() for c in continuations], add_special_tokens=False)["input_ids"]
+    joined = [" " + str(c).strip() if strip else str(c) for c in continuations]
+    cont = tokenizer(joined, add_special_tokens=False)["input_ids"]
     out = []
     for i, (ctx, ids) in enumerate(zip(context, cont)):
         if not ids:
@@ -89,7 +95,7 @@ def finetune_causal_lm(model, tokenizer, prompts, continuations, config: CausalF
     else:
         for p in model.parameters():
             p.requires_grad_(True)
-    encoded = encode_pairs(tokenizer, prompts, continuations, config.max_length)
+    encoded = encode_pairs(tokenizer, prompts, continuations, config.max_length, config.strip)
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
     rng = np.random.default_rng(config.seed)

@@ -34,6 +34,7 @@ class DPOFitConfig:
     batch_size: int
     seed: int
     max_length: int = 384  # prompt + continuation tokens, at most (the prompt's start is cut)
+    strip: bool = True  # as in `CausalFitConfig`: False keeps each continuation exactly as given
 
 
 def dpo_loss(logp_chosen, logp_rejected, ref_chosen, ref_rejected, beta: float) -> torch.Tensor:
@@ -66,8 +67,8 @@ def finetune_dpo(model, tokenizer, prompts, chosen, rejected, config: DPOFitConf
     params = [p for p in model.parameters() if p.requires_grad]
     if not params:
         raise ValueError("the model has no trainable weights (pass the model `finetune_causal_lm` returned)")
-    good = encode_pairs(tokenizer, prompts, chosen, config.max_length)
-    bad = encode_pairs(tokenizer, prompts, rejected, config.max_length)
+    good = encode_pairs(tokenizer, prompts, chosen, config.max_length, config.strip)
+    bad = encode_pairs(tokenizer, prompts, rejected, config.max_length, config.strip)
     model.eval()
     with torch.no_grad():  # the reference: the model before any DPO step
         ref_good = torch.cat([sequence_logps(model, tokenizer, [g]) for g in good])

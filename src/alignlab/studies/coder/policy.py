@@ -22,6 +22,11 @@ from alignlab.studies.coder.problems import Problem
 
 SAMPLES_VERSION = "2"
 FENCE = "```"
+# Where a function body ends: the closing fence, or a top-level comment, print, assert or main guard
+# after the function (example usage). `program_from_reply` drops those statements anyway, so
+# stopping there saves decoding (small models otherwise write usage up to max_new_tokens); only a
+# helper defined after such a statement is lost.
+CODE_STOPS = [FENCE, "\n#", "\nprint(", "\nassert ", "\nif __name__"]
 
 CODE_REQUESTS = {
     "vanilla": "Complete the following Python function.\n\n```python\n{prompt}```",
@@ -100,12 +105,12 @@ class LMPolicy:
     def code_greedy(self, problems: list[Problem], style: str) -> list[str]:
         """One greedy reply per problem: the function body (vanilla) or pseudocode + body."""
         if style == "vanilla":
-            return self.greedy([self.code_text(p, style) for p in problems], self.max_new_tokens, [FENCE],
+            return self.greedy([self.code_text(p, style) for p in problems], self.max_new_tokens, CODE_STOPS,
                                "greedy/vanilla")
         pseudo = self.greedy([self.code_text(p, style) for p in problems], self.step_tokens, [FENCE],
                              "greedy/pseudocode")
         texts = [self.code_text(p, style) + " " + s + "\n\n" + code_opening(p) for p, s in zip(problems, pseudo)]
-        bodies = self.greedy(texts, self.max_new_tokens, [FENCE], "greedy/pseudocode")
+        bodies = self.greedy(texts, self.max_new_tokens, CODE_STOPS, "greedy/pseudocode")
         return [f"{PSEUDOCODE_OPENING} {s}\n\n{code_opening(p)}{b}" for p, s, b in zip(problems, pseudo, bodies)]
 
     def code_samples(self, problems: list[Problem], style: str, n: int, seed: int) -> list[list[str]]:
@@ -113,12 +118,12 @@ class LMPolicy:
         batch (one decoding loop for all of them rather than one per problem)."""
         firsts = [self.code_text(p, style) for p in problems for _ in range(n)]
         if style == "vanilla":
-            flat = self.sample(firsts, seed, self.max_new_tokens, [FENCE], "sample/vanilla")
+            flat = self.sample(firsts, seed, self.max_new_tokens, CODE_STOPS, "sample/vanilla")
         else:
             owners = [p for p in problems for _ in range(n)]
             pseudo = self.sample(firsts, seed, self.step_tokens, [FENCE], "sample/pseudocode")
             texts = [f + " " + s + "\n\n" + code_opening(p) for f, s, p in zip(firsts, pseudo, owners)]
-            bodies = self.sample(texts, seed, self.max_new_tokens, [FENCE], "sample/pseudocode")
+            bodies = self.sample(texts, seed, self.max_new_tokens, CODE_STOPS, "sample/pseudocode")
             flat = [f"{PSEUDOCODE_OPENING} {s}\n\n{code_opening(p)}{b}" for s, b, p in zip(pseudo, bodies, owners)]
         return [flat[i * n:(i + 1) * n] for i in range(len(problems))]
 
@@ -127,5 +132,5 @@ class LMPolicy:
         is a function body, written after the opened code block."""
         if action == "code":
             text = self.text(step_request(problem, trace, action), code_opening(problem))
-            return self.sample([text] * n, seed, self.max_new_tokens, [FENCE], "mcts")
+            return self.sample([text] * n, seed, self.max_new_tokens, CODE_STOPS, "mcts")
         return self.sample([self.text(step_request(problem, trace, action))] * n, seed, self.step_tokens, None, "mcts")
