@@ -106,8 +106,10 @@ def sort_dimensions(table):
 def position_bias(scores, position_dominance: float = 0.5, by=("model", "method"), n_boot: int = 2000,
                   seed: int = 0) -> pd.DataFrame:
     """Per model x ordered method (choice, generate), or per `by` (e.g. with "template"):
-    first_share (share of answers, over both orders, that pick the first-listed option; 0.5 =
-    none) with a bootstrap CI over items,
+    first_share (per item, the share of its read answers, over both orders, that pick the
+    first-listed option; averaged over items, 0.5 = none) with a bootstrap CI over items: the same
+    item-weighted statistic for both, so the estimate lies inside its interval even when items
+    have different numbers of read answers (generate, where some answers are unparseable),
     first_logodds (mean log-odds of the first label over the second; choice only),
     position_driven (share of item x template x sample pairs whose two orders pick the same
     position, i.e. whose answer follows the position, not the content), dominated
@@ -125,7 +127,8 @@ def position_bias(scores, position_dominance: float = 0.5, by=("model", "method"
         both = pairs.dropna() if {"original", "swapped"} <= set(pairs.columns) else pairs.iloc[0:0]
         driven = float((both["original"] == both["swapped"]).mean()) if len(both) else np.nan
         logodds = float((part["logp_first"] - part["logp_second"]).mean()) if method == "choice" else np.nan
-        records.append({**_group_key(by, key), "first_share": float(first.mean()), "lo": lo, "hi": hi,
+        share = float(per_item.mean()) if len(per_item) else np.nan
+        records.append({**_group_key(by, key), "first_share": share, "lo": lo, "hi": hi,
                         "first_logodds": logodds, "position_driven": driven, "n_pairs": len(both),
                         "dominated": bool(driven > position_dominance) if len(both) else False,
                         "unparseable": float(1 - part["chose_first"].notna().mean())})
