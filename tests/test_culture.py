@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from alignlab import paths
+from alignlab import paths, stats
 from alignlab.data import cultural, list_datasets, load
 from alignlab.studies.culture import aggregation, generated, prompts, report, scoring, verdicts
 from alignlab.studies.culture.config import METHODS, TEMPLATES, Config
@@ -357,6 +357,23 @@ def test_paired_differences_and_detectable_difference():
     assert diff["difference"] == pytest.approx((6 - 2) / 8) and diff["lo"] > -1 and diff["hi"] <= 1
     assert report.detectable_difference(0.5, 35) == pytest.approx(2.8016 * 0.5 / np.sqrt(35), rel=1e-3)
     assert np.isnan(report.detectable_difference(0.5, 1))
+    # 6 differences of +1 and 2 of -1: the signed-rank test does not reject; Holm over one row is p
+    assert 0.05 < diff["p"] < 0.5 and diff["p_holm"] == pytest.approx(diff["p"])
+    assert aggregation.signed_rank_p([0.0] * 5) == 1.0 and np.isnan(aggregation.signed_rank_p([1.0, 1.0]))
+    assert aggregation.signed_rank_p([1.0] * 12) < 0.01
+
+
+def test_the_conclusion_counts_differences_against_chance_and_holm():
+    differences = pd.DataFrame({"method": "loglik", "Dimension": ["PDI", "IDV", "UAI", "MAS"],
+                                "model_a": "a", "model_b": "b", "difference": [0.3, 0.2, 0.0, -0.1],
+                                "lo": [0.1, 0.01, -0.2, -0.3], "hi": [0.5, 0.4, 0.2, 0.1], "sd": 0.5,
+                                "n_items": 28, "p": [0.001, 0.04, 1.0, 0.5]})
+    differences["p_holm"] = stats.holm(differences["p"])
+    empty = pd.DataFrame(columns=["model", "method", "Dimension", "verdict", "orientation", "lo", "hi"])
+    text = report.conclusion(empty, pd.DataFrame(), differences, margin=0.15)
+    assert "2 of 4 model-pair x method x dimension differences exclude 0" in text
+    assert "1 survive Holm's correction for the 4 comparisons" in text
+    assert text.count("(**survives**)") == 1
 
 
 # ---------------------------------------------------------------------------------------------

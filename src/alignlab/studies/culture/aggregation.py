@@ -29,7 +29,9 @@ import numpy as np
 import pandas as pd
 
 from alignlab.data.cultural import DIMENSIONS, DOMAINS
-from alignlab.stats import bootstrap_ci, paired_bootstrap_ci
+from scipy import stats as scipy_stats
+
+from alignlab.stats import bootstrap_ci, holm, paired_bootstrap_ci
 from alignlab.studies.culture.prompts import MIN_ITEMS
 
 ITEM_KEYS = ["model", "method", "id", "Dimension", "Domain"]
@@ -136,10 +138,23 @@ def position_bias(scores, position_dominance: float = 0.5, by=("model", "method"
                                           "position_driven", "n_pairs", "dominated", "unparseable"])
 
 
+def signed_rank_p(differences) -> float:
+    """Two-sided Wilcoxon signed-rank p-value of paired differences (zeros dropped); 1.0 when no
+    difference is non-zero, NaN below MIN_ITEMS pairs."""
+    d = np.asarray(differences, dtype=float)
+    if len(d) < MIN_ITEMS:
+        return np.nan
+    if not np.any(d != 0):
+        return 1.0
+    return float(scipy_stats.wilcoxon(d, zero_method="wilcox").pvalue)
+
+
 def paired_differences(answers, n_boot: int = 2000, seed: int = 0) -> pd.DataFrame:
     """For every pair of models, per method and dimension: mean difference of their per-question
     answers (A - B) on the questions both answered, with a 95% paired bootstrap CI over
-    questions (NaN below MIN_ITEMS), and the SD of the per-question differences."""
+    questions (NaN below MIN_ITEMS), the SD of the per-question differences, the Wilcoxon
+    signed-rank p-value (`p`; 1 when no question differs) and Holm's adjustment of it over every
+    row of the table (`p_holm`): with a hundred comparisons some CIs exclude 0 by chance alone."""
     records = []
     models = list(dict.fromkeys(answers["model"]))
     for (method, dim), part in answers.groupby(["method", "Dimension"], sort=False):
@@ -151,9 +166,11 @@ def paired_differences(answers, n_boot: int = 2000, seed: int = 0) -> pd.DataFra
                       else (np.nan, np.nan))
             records.append({"method": method, "Dimension": dim, "model_a": a, "model_b": b,
                             "difference": diff.mean() if len(diff) else np.nan, "lo": lo, "hi": hi,
-                            "sd": diff.std(ddof=1) if len(diff) > 1 else np.nan, "n_items": len(diff)})
+                            "sd": diff.std(ddof=1) if len(diff) > 1 else np.nan, "n_items": len(diff),
+                            "p": signed_rank_p(diff)})
     table = pd.DataFrame(records)
     if len(table):
+        table["p_holm"] = holm(table["p"])
         table = table.assign(_d=table["Dimension"].map(DIMENSIONS.index)).sort_values(
             ["method", "model_a", "model_b", "_d"], kind="stable").drop(columns="_d").reset_index(drop=True)
     return table

@@ -120,12 +120,17 @@ def conclusion(verdict_table, bias, differences, margin: float) -> str:
         lines.append("")
     if len(differences):
         clear = differences[(differences["lo"] > 0) | (differences["hi"] < 0)]
+        n = len(differences)
+        holm_ok = differences["p_holm"] < 0.05 if "p_holm" in differences else pd.Series(False, differences.index)
         lines.append(f"**Paired differences between models** (same questions; 95% paired bootstrap CI): "
-                     f"{len(clear)} of {len(differences)} model-pair x method x dimension differences exclude 0"
-                     + (":" if len(clear) else "."))
+                     f"{len(clear)} of {n} model-pair x method x dimension differences exclude 0, where about "
+                     f"{0.05 * n:.0f} would by chance alone; {int(holm_ok.sum())} survive Holm's correction "
+                     f"for the {n} comparisons (Wilcoxon signed-rank p)" + (":" if len(clear) else "."))
         for r in clear.itertuples():
+            holm_text = (f"; p = {r.p:.2g}, Holm {r.p_holm:.2g}" + (" (**survives**)" if r.p_holm < 0.05 else "")
+                         if "p_holm" in differences else "")
             lines.append(f"- {r.method}, {r.Dimension}: `{r.model_a}` − `{r.model_b}` = "
-                         f"{format_ci(r.difference, r.lo, r.hi, 2)} over {r.n_items} questions.")
+                         f"{format_ci(r.difference, r.lo, r.hi, 2)} over {r.n_items} questions{holm_text}.")
     return "\n".join(lines)
 
 
