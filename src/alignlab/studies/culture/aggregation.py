@@ -27,10 +27,9 @@ import itertools
 
 import numpy as np
 import pandas as pd
-
-from alignlab.data.cultural import DIMENSIONS, DOMAINS
 from scipy import stats as scipy_stats
 
+from alignlab.data.cultural import DIMENSIONS, DOMAINS
 from alignlab.stats import bootstrap_ci, holm, paired_bootstrap_ci
 from alignlab.studies.culture.prompts import MIN_ITEMS
 
