@@ -60,7 +60,7 @@ def tiny_icl(monkeypatch, tmp_path):
 
     monkeypatch.setenv("ALIGNLAB_CACHE", str(tmp_path))
     tiny = tiny_causal_lm("llama")
-    monkeypatch.setattr("alignlab.studies.w2sg.icl.load_causal_lm", lambda name: tiny)
+    monkeypatch.setattr("alignlab.lm.incontext.load_causal_lm", lambda name: tiny)
 
 
 def test_run_icl_seed_on_a_tiny_model(monkeypatch, tmp_path):

@@ -779,8 +779,9 @@ def test_icl_pgr_with_an_undefined_denominator_is_reported_as_undefined():
 
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # no warning escapes: the NaN is the answer
-        assert np.isnan(incontext.icl_pgr(0.6, 0.7, 0.7)) and np.isnan(incontext.icl_pgr(0.6, 0.8, 0.7))
-    assert incontext.icl_pgr(0.75, 0.5, 1.0) == 0.5
+        assert np.isnan(incontext.protocol_icl_pgr(0.6, 0.7, 0.7))
+        assert np.isnan(incontext.protocol_icl_pgr(0.6, 0.8, 0.7))
+    assert incontext.protocol_icl_pgr(0.75, 0.5, 1.0) == 0.5
     items, y, config, probs = _icl_setup(n=20, seeds=[0])
     # a model that ignores its demonstrations: ICL with gold labels equals ICL with naive labels
     rows, label_rows = incontext.icl_loop(items, probs, config,

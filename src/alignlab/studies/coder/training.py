@@ -240,7 +240,7 @@ def pool_pass_rows(pools: pd.DataFrame) -> pd.DataFrame:
 # the notebook's two training steps
 
 
-def fit_settings(config) -> tuple[CausalFitConfig, DPOFitConfig]:
+def coder_fit_settings(config) -> tuple[CausalFitConfig, DPOFitConfig]:
     """The SFT and DPO settings of the study's parameters. Targets are code and test lines, kept as
     given (`strip=False`): a function body's indentation is part of what the model must write."""
     sft = CausalFitConfig(epochs=config.train_epochs, lr=config.train_lr, batch_size=1, lora_r=config.lora_r,
@@ -261,7 +261,7 @@ def run_tcg_training(policy: LMPolicy, fold_a: list[Problem], fold_b: list[Probl
            "losses": {}, "tests": {}}
     if not examples["sft"][0]:
         return out
-    sft, dpo = fit_settings(config)
+    sft, dpo = coder_fit_settings(config)
     models = train_tcg(policy.model, examples, sft, dpo)
     out["losses"] = {"SFT": models["losses"]["sft"], "DPO": models["losses"]["dpo"]}
     out["tests"]["SFT"] = generate_tests_with(models["sft"], policy, fold_b, config.n_tests)
@@ -284,7 +284,7 @@ def run_policy_improvement(policy: LMPolicy, fold_a: list[Problem], fold_b: list
            "after": None, "fold_a_programs": sum(len(v) for k, v in programs.items())}
     if not prompts:
         return out
-    model, out["losses"] = train_policy(policy.model, prompts, targets, fit_settings(config)[0])
+    model, out["losses"] = train_policy(policy.model, prompts, targets, coder_fit_settings(config)[0])
     out["after"] = pass_rows(model, policy, fold_b, config.budget, config.seeds, config.temperature,
                              config.sandbox_timeout)
     return out

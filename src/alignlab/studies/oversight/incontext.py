@@ -9,7 +9,7 @@ the sources differ only in the labels shown: each protocol's verdicts (P(correct
 balances by the labels shown, which would pick different questions per source and has nothing to
 balance for a judge that gives one verdict throughout; here it runs with no labels to balance, so
 the draw is uniform. Prompts and scores are
-study 01's (`alignlab.studies.w2sg.icl`: `build_prompt`, `format_demo`, `retrieve_random`,
+study 01's, shared through `alignlab.lm.incontext` (`build_prompt`, `format_demo`, `retrieve_random`,
 `label_scores`); a question is judged correct when log p(" Yes") - log p(" No") > 0.
 
 ICL-PGR = (ICL with protocol labels - ICL with naive labels) / (ICL with gold - ICL with naive).
@@ -25,11 +25,11 @@ import warnings
 import numpy as np
 import pandas as pd
 
+from alignlab.lm.incontext import build_prompt, format_demo, label_scores, retrieve_random
 from alignlab.models.load import model_kind
 from alignlab.stats import mcnemar_test
 from alignlab.studies.oversight.config import PROTOCOLS, Config
 from alignlab.studies.oversight.protocols import consultant_sides, protocol_probs
-from alignlab.studies.w2sg.icl import build_prompt, format_demo, label_scores, retrieve_random
 from alignlab.training.w2s import PGRUndefinedWarning, pgr, split_halves
 
 GOLD, ZERO_SHOT = "gold", "zero-shot"
@@ -156,7 +156,7 @@ def sign_test(a: pd.DataFrame, b: pd.DataFrame) -> dict:
     return mcnemar_test((d > 0).astype(int).to_numpy(), (d < 0).astype(int).to_numpy())
 
 
-def icl_pgr(source_acc: float, naive_acc: float, gold_acc: float) -> float:
+def protocol_icl_pgr(source_acc: float, naive_acc: float, gold_acc: float) -> float:
     """(source - naive) / (gold - naive): NaN, never a number, when gold is not above naive."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", PGRUndefinedWarning)
@@ -184,7 +184,7 @@ def icl_summary(rows: pd.DataFrame, label_rows: pd.DataFrame, n_boot: int) -> pd
                    "seeds": s.seed.nunique(), "n tests": len(s),
                    "demo_label_acc": float(shown["demo_label_acc"].mean()), "icl_acc": value, **_ci("icl_acc", reps)}
             if naive and gold:
-                row["pgr"] = icl_pgr(value, naive[0], gold[0])
+                row["pgr"] = protocol_icl_pgr(value, naive[0], gold[0])
                 if np.isnan(row["pgr"]):
                     note = (f"undefined: ICL with gold labels ({gold[0]:.3f}) is not above ICL with naive "
                             f"labels ({naive[0]:.3f})")

@@ -362,7 +362,7 @@ def detectable_difference_note(pairs: pd.DataFrame, n: int) -> str:
             f"detects with 80% power (5% two-sided) is about " + "; ".join(parts) + ".")
 
 
-def icl_conclusion(icl: pd.DataFrame | None) -> list[str]:
+def incontext_conclusion(icl: pd.DataFrame | None) -> list[str]:
     """Markdown lines on in-context W2SG: per setting, ICL with gold, naive and no demonstrations,
     the protocols whose labels are shown better than naive labels (`paired_verdict`), and a plain
     statement when no protocol separates from naive labels."""
@@ -451,7 +451,7 @@ def conclusion(summary: pd.DataFrame, pairs: pd.DataFrame, loop: pd.DataFrame, q
                 text += f"; against naive labels {format_ci(r['vs_naive'], r['vs_naive_lo'], r['vs_naive_hi'])}"
             lines.append(text + ".")
         lines.append("")
-    lines += icl_conclusion(icl)
+    lines += incontext_conclusion(icl)
     lines.append(detectable_difference_note(pairs, n))
     lines += ["", f"Judge `{config.judge_model}`, debaters `{config.debater_model}`, student `{config.strong_model}`: "
               "a protocol that does not help at this scale is a result at this scale, not evidence against the "

@@ -53,26 +53,20 @@ import bm25s
 import numpy as np
 import pandas as pd
 
-from alignlab.cache import Cache
-from alignlab.lm.scoring import score_labels
-from alignlab.models.load import load_causal_lm
+from alignlab.lm.incontext import (  # noqa: F401  (LABEL_WORDS, SCORES_VERSION: read by tests and callers)
+    INSTRUCTION,
+    LABEL_WORDS,
+    SCORES_VERSION,
+    build_prompt,
+    format_demo,
+    label_scores,
+    retrieve_random,
+)
 from alignlab.stats import auroc
 from alignlab.studies.w2sg.config import RETRIEVERS, Config
 from alignlab.training.w2s import cached_features
 
-INSTRUCTION = "Decide whether each answer is correct."
-LABEL_WORDS = (" No", " Yes")  # index = label
-SCORES_VERSION = "1"
 RANDOM_LABEL_FLIP = 0.5  # the `random` source: half the gold labels flipped
-
-
-def format_demo(text: str, label: int, confidence: float | None = None) -> str:
-    tag = "" if confidence is None else f"\nTeacher confidence: {round(100 * confidence)}%"
-    return f"{text}{tag}\nCorrect:{LABEL_WORDS[int(label)]}"
-
-
-def build_prompt(query: str, demos: list[str]) -> str:
-    return "\n\n".join([INSTRUCTION, *demos, f"{query}\nCorrect:"])
 
 
 def flip_labels(labels, fraction: float, rng: np.random.Generator) -> np.ndarray:
@@ -82,20 +76,6 @@ def flip_labels(labels, fraction: float, rng: np.random.Generator) -> np.ndarray
     where = rng.choice(len(labels), size=n_flip, replace=False)
     labels[where] = 1 - labels[where]
     return labels
-
-
-def retrieve_random(shown_labels, n_queries: int, k: int, rng: np.random.Generator) -> np.ndarray:
-    """(n_queries, k) pool indices: k//2 shown-positive, k - k//2 shown-negative, shuffled per query."""
-    shown_labels = np.asarray(shown_labels)
-    positive, negative = np.flatnonzero(shown_labels == 1), np.flatnonzero(shown_labels == 0)
-    out = np.zeros((n_queries, k), dtype=int)
-    for q in range(n_queries):
-        n_pos = k // 2 if q % 2 == 0 else k - k // 2  # alternate the odd one out
-        n_pos = min(n_pos, len(positive))
-        picks = np.concatenate([rng.choice(positive, n_pos, replace=False),
-                                rng.choice(negative, k - n_pos, replace=False)])
-        out[q] = rng.permutation(picks)
-    return out
 
 
 def retrieve_knn(pool_embeddings, query_embeddings, k: int) -> np.ndarray:
@@ -116,17 +96,6 @@ def retrieve_bm25(pool_texts, query_texts, k: int) -> np.ndarray:
     results, _ = retriever.retrieve(bm25s.tokenize(list(query_texts), stopwords="en", show_progress=False),
                                     k=k, show_progress=False)
     return np.asarray(results)[:, ::-1].copy()
-
-
-def label_scores(model_name: str, prompts: list[str], batch_size: int = 16) -> np.ndarray:
-    """log p(" Yes") - log p(" No") after each prompt, through alignlab.lm.scoring; cached by prompts."""
-
-    def compute():
-        model, tokenizer = load_causal_lm(model_name)
-        scores = score_labels(model, tokenizer, prompts, list(LABEL_WORDS), batch_size=batch_size)
-        return scores[:, 1] - scores[:, 0]
-
-    return Cache().memo("icl_label_scores", SCORES_VERSION, compute, model=model_name, prompts=list(prompts))
 
 
 def grid(retrievers: list[str], sources: list[str]) -> list[tuple[str, str]]:
