@@ -68,8 +68,9 @@ def encode_pairs(tokenizer, prompts, continuations, max_length: int = 256,
     return out
 
 
-def continuation_nll(model, tokenizer, batch: list[tuple[list[int], int]]) -> torch.Tensor:
-    """Mean negative log-likelihood per continuation token over `batch` (a list of `encode_pairs` items)."""
+def continuation_token_logps(model, tokenizer, batch: list[tuple[list[int], int]]):
+    """(token log-probabilities, mask) of `batch` (`encode_pairs` items), left-padded: both of
+    shape (items, longest continuation); the mask marks each item's own continuation tokens."""
     device = next(model.parameters()).device
     input_ids, mask = pad_batch(tokenizer, [ids for ids, _ in batch], side="left", device=device)
     keep = max(n for _, n in batch) + 1
@@ -79,8 +80,15 @@ def continuation_nll(model, tokenizer, batch: list[tuple[list[int], int]]) -> to
     predictions, targets = logits[:, :-1], input_ids[:, -(keep - 1):]
     lengths = torch.tensor([n for _, n in batch], device=device)
     counted = torch.arange(keep - 1, device=device)[None] >= (keep - 1 - lengths)[:, None]
-    nll = F.cross_entropy(predictions.reshape(-1, predictions.shape[-1]), targets.reshape(-1), reduction="none")
-    return (nll.view_as(targets) * counted).sum() / counted.sum()
+    token_logps = -F.cross_entropy(predictions.reshape(-1, predictions.shape[-1]), targets.reshape(-1),
+                                   reduction="none").view_as(targets)
+    return token_logps, counted
+
+
+def continuation_nll(model, tokenizer, batch: list[tuple[list[int], int]]) -> torch.Tensor:
+    """Mean negative log-likelihood per continuation token over `batch` (a list of `encode_pairs` items)."""
+    token_logps, counted = continuation_token_logps(model, tokenizer, batch)
+    return -(token_logps * counted).sum() / counted.sum()
 
 
 def finetune_causal_lm(model, tokenizer, prompts, continuations, config: CausalFitConfig):

@@ -19,8 +19,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from alignlab.lm.batching import pad_batch, position_ids
-from alignlab.training.causal import encode_pairs
+from alignlab.training.causal import continuation_token_logps, encode_pairs
 from alignlab.training.learners import length_batches
 
 
@@ -45,15 +44,7 @@ def dpo_loss(logp_chosen, logp_rejected, ref_chosen, ref_rejected, beta: float) 
 
 def sequence_logps(model, tokenizer, batch: list[tuple[list[int], int]]) -> torch.Tensor:
     """Sum of the continuation tokens' log-probabilities, per item of `batch` (`encode_pairs` items)."""
-    device = next(model.parameters()).device
-    input_ids, mask = pad_batch(tokenizer, [ids for ids, _ in batch], side="left", device=device)
-    keep = max(n for _, n in batch) + 1
-    logits = model(input_ids=input_ids, attention_mask=mask, position_ids=position_ids(mask),
-                   logits_to_keep=keep, use_cache=False).logits.float()
-    predictions, targets = logits[:, :-1], input_ids[:, -(keep - 1):]
-    lengths = torch.tensor([n for _, n in batch], device=device)
-    counted = torch.arange(keep - 1, device=device)[None] >= (keep - 1 - lengths)[:, None]
-    token_logps = torch.log_softmax(predictions, dim=-1).gather(-1, targets[..., None])[..., 0]
+    token_logps, counted = continuation_token_logps(model, tokenizer, batch)
     return (token_logps * counted).sum(dim=1)
 
 
