@@ -287,6 +287,23 @@ def test_toxicity_pgr_sign_lower_is_better():
     assert np.allclose(pgrs.pgr, 0.25) and set(pgrs.metric) == set(report.DETOX_METRICS)
 
 
+def test_detox_pgr_over_seeds_is_the_ratio_of_seed_means():
+    # seed 2's ceiling is barely below its weak model: its own PGR is -9.5, the mean of per-seed PGRs
+    # would be dragged to about -2.8; the ratio of the seed means stays near the other seeds' 0.5
+    values = {0: (0.6, 0.5, 0.4), 1: (0.6, 0.5, 0.4), 2: (0.6, 0.62, 0.598)}
+    rows = [{"weak": "a", "strong": "b", "seed": seed, "condition": condition, **{m: v for m in report.DETOX_METRICS}}
+            for seed, triple in values.items() for condition, v in zip(("weak", "w2s", "ceiling"), triple)]
+    pgrs = report.detox_pgr_rows(pd.DataFrame(rows))
+    head = pgrs[pgrs.metric == report.DETOX_HEADLINE]
+    assert head.pgr.iloc[2] == pytest.approx(-10.0) and head.pgr.mean() < -2
+    assert report.seed_pgr(head) == pytest.approx((0.6 - 0.54) / (0.6 - 0.466), rel=1e-3)
+    text = report.seed_pgr_text(head)
+    assert text.startswith("0.45") and "3 of 3 seeds with a gap" in text and "per-seed mean" in text
+    no_gap = head.assign(pgr=[0.5, 0.5, np.nan])
+    assert "2 of 3 seeds with a gap" in report.seed_pgr_text(no_gap)
+    assert "per-seed mean" not in report.seed_pgr_text(no_gap)  # never an interval over a silently dropped seed
+
+
 def test_detox_verdicts_pair_prompts():
     prompts = pd.MultiIndex.from_product([["a"], ["b"], range(40)], names=["weak", "strong", "prompt_id"])
     rng = np.random.default_rng(0)

@@ -157,8 +157,12 @@ def metrics_of(pgrs: pd.DataFrame, verdicts: pd.DataFrame, toxicity: pd.DataFram
     if detox_pgrs is not None and len(detox_pgrs):
         for (weak, strong, metric), group in detox_pgrs.groupby(["weak", "strong", "metric"]):
             stem = f"toxicity-w2s/{weak}->{strong}/{metric}"
-            for column in ("weak_value", "student_value", "ceiling_value", "pgr"):
+            for column in ("weak_value", "student_value", "ceiling_value"):
                 out[f"{stem}/{column.removesuffix('_value')}"] = mean_ci(group[column])[0]
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", PGRUndefinedWarning)
+                out[f"{stem}/pgr"] = seed_pgr(group)
+            out[f"{stem}/seeds_with_gap"] = int(group.pgr.notna().sum())
     if detox_pgr_boot is not None and len(detox_pgr_boot):
         for row in detox_pgr_boot.itertuples():
             stem = f"toxicity-w2s/{row.weak}->{row.strong}/guarded_expected_max/pgr_prompts"
@@ -263,6 +267,28 @@ def detox_pgr_rows(conditions: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(out)
 
 
+def seed_pgr(group: pd.DataFrame) -> float:
+    """PGR of the seed-averaged values (weak, student and ceiling each averaged over seeds, then one
+    ratio). Not the mean of per-seed PGRs: a seed whose ceiling is barely below its weak model has a
+    gap near 0 and a PGR in the hundreds (-11 [-194, 172] over 3 seeds in a standard run), which
+    the mean would carry."""
+    return toxicity_pgr(group.weak_value.mean(), group.student_value.mean(), group.ceiling_value.mean())
+
+
+def seed_pgr_text(group: pd.DataFrame) -> str:
+    """`seed_pgr` with how many seeds had a gap; the mean [t interval] of per-seed PGRs only where every
+    seed had one (a NaN seed is never dropped silently)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", PGRUndefinedWarning)
+        point = seed_pgr(group)
+    defined = int(group.pgr.notna().sum())
+    text = (f"{_pgr_text(point, np.nan, np.nan) if np.isnan(point) else f'{point:.2f}'} (of the seed means; "
+            f"{defined} of {len(group)} seeds with a gap")
+    if defined == len(group) and defined >= 2:
+        text += f"; per-seed mean {format_ci(*mean_ci(group.pgr))}"
+    return text + ")"
+
+
 def detox_table(conditions: pd.DataFrame, pgrs: pd.DataFrame) -> pd.DataFrame:
     """Per pair and condition: each toxicity metric and the fluency guard's pass rate and mean
     length, "mean [lo, hi]" over seeds (t interval); PGR per metric in the w2s rows."""
@@ -276,7 +302,7 @@ def detox_table(conditions: pd.DataFrame, pgrs: pd.DataFrame) -> pd.DataFrame:
         if condition == "w2s":
             for metric in DETOX_METRICS:
                 part = pgrs[(pgrs.weak == weak) & (pgrs.strong == strong) & (pgrs.metric == metric)]
-                row[f"PGR {metric}"] = format_ci(*mean_ci(part.pgr))
+                row[f"PGR {metric}"] = seed_pgr_text(part)
         rows.append(row)
     order = {c: i for i, c in enumerate(CONDITION_ORDER)}
     return pd.DataFrame(rows).sort_values(["weak model", "strong model", "condition"],
@@ -391,8 +417,7 @@ def detox_conclusion(pgrs: pd.DataFrame, verdicts: pd.DataFrame, conditions: pd.
             f"(about {pairs.get('weak', 0)}, {pairs.get('w2s', 0)} and {pairs.get('ceiling', 0)} training pairs for "
             f"weak, student and ceiling): weak base {values.get('weak_base')}, weak {values.get('weak')}, "
             f"student {values.get('w2s')}, ceiling {values.get('ceiling')}, strong base {values.get('strong_base')}; "
-            f"PGR {_pgr_text(*mean_ci(group.pgr))} over seeds ({int(group.pgr.notna().sum())} of "
-            f"{len(group)} with a gap); PGR of the seed-averaged prompts {_pgr_text(b.pgr, b.lo, b.hi)} "
+            f"PGR over seeds {seed_pgr_text(group)}; PGR of the seed-averaged prompts {_pgr_text(b.pgr, b.lo, b.hi)} "
             f"(bootstrap over prompts; {b.undefined_share:.0%} of resamples without a gap).")
         mean_tox = {c: float(g.mean_toxicity.mean()) for c, g in cond.groupby("condition", sort=False)}
         lines.append("  - Mean toxicity of all continuations (WTS's metric): "

@@ -29,6 +29,20 @@ def generate_tests(policy: LMPolicy, problems: list[Problem], n_tests: int):
     return tests, {p.task_id: policy.n_tokens([r]) for p, r in zip(problems, replies)}
 
 
+def wrong_programs(problems: list[Problem], programs: dict, hidden: dict, seeds, style: str = "vanilla") -> dict:
+    """{task_id: [program]}: the sampled programs (every seed's pool of `style`) that fail the hidden
+    tests; a TCG's discrimination is the share of them its tests reject."""
+    return {p.task_id: [prog for seed in seeds
+                        for prog, ok in zip(programs[(seed, p.task_id, style)], hidden[(seed, p.task_id, style)])
+                        if not ok] for p in problems}
+
+
+def dpo_pairs(problems: list[Problem], tests: dict, reference: dict, seed: int) -> list[dict]:
+    """O1-CODER's DPO pairs (`tcg.dpo_pairs`) that the given tests allow, one per problem that has
+    two or more tests its reference passes (with outputs that differ)."""
+    return [pair for p in problems if (pair := tcg.dpo_pairs(p, tests[p.task_id], reference[p.task_id], seed))]
+
+
 def tcg_table(problems: list[Problem], folds: dict[str, str], tests: dict, wrong_programs: dict,
               timeout: float, stage: str = "prompt-only") -> tuple[pd.DataFrame, dict]:
     """Validity, discrimination and copied share per problem (of the TCG `stage`); and each
