@@ -372,6 +372,17 @@ def test_causal_finetuning_lowers_the_continuation_loss():
         assert causal.continuation_nll(restored, tokenizer, encoded).item() == pytest.approx(after, rel=1e-5)
         merged = causal.merged(restored)
         assert causal.continuation_nll(merged, tokenizer, encoded).item() == pytest.approx(after, rel=1e-4)
+    # into a model that already has adapters (DPO's weights onto the SFT model): replaced, not wrapped twice
+    other = causal.load_adapter_weights(tiny_causal_lm("llama")[0], causal.adapter_weights(trained), lora_r=4)
+    with torch.no_grad():
+        for param in other.parameters():
+            if param.requires_grad:
+                param.add_(0.5)  # a different set of adapter weights
+        assert causal.continuation_nll(other, tokenizer, encoded).item() != pytest.approx(after, rel=1e-3)
+    again = causal.load_adapter_weights(other, causal.adapter_weights(trained), lora_r=4)
+    assert again is other and set(causal.adapter_weights(again)) == set(causal.adapter_weights(trained))
+    with torch.no_grad():
+        assert causal.continuation_nll(again, tokenizer, encoded).item() == pytest.approx(after, rel=1e-5)
     full, losses = causal.finetune_causal_lm(tiny_causal_lm("gpt2")[0], tokenizer, prompts, targets,
                                              causal.CausalFitConfig(epochs=3, lr=1e-2, batch_size=3, lora_r=0, seed=0))
     assert all(p.requires_grad for p in full.parameters()) and losses[-1] < losses[0]  # lora_r = 0: every weight

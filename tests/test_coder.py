@@ -250,6 +250,20 @@ def test_dpo_pairs_keep_inputs_and_shuffle_outputs():
     assert [t.expected for t in two] == [tests[1].expected, tests[0].expected]
 
 
+def test_experiment_collects_wrong_programs_of_every_seed_and_the_possible_dpo_pairs():
+    programs = {(0, "toy/0", "vanilla"): ["a", "b"], (1, "toy/0", "vanilla"): ["c"],
+                (0, "toy/0", "pseudocode"): ["d"]}
+    hidden = {(0, "toy/0", "vanilla"): [True, False], (1, "toy/0", "vanilla"): [False],
+              (0, "toy/0", "pseudocode"): [False]}
+    assert experiment.wrong_programs([TOY], programs, hidden, seeds=[0, 1]) == {"toy/0": ["b", "c"]}
+    assert experiment.wrong_programs([TOY], programs, hidden, seeds=[0], style="pseudocode") == {"toy/0": ["d"]}
+    tests = [tcg.TestCase("double", str(i), str(2 * i)) for i in range(3)]
+    toy_b = dataclasses.replace(TOY, task_id="toy/1")
+    pairs = experiment.dpo_pairs([TOY, toy_b], {"toy/0": tests, "toy/1": tests},
+                                 {"toy/0": [True, True, False], "toy/1": [True, False, False]}, seed=0)
+    assert [p["task_id"] for p in pairs] == ["toy/0"]  # toy/1 has one valid test: no negative exists
+
+
 # --------------------------------------------------------------------------------------------
 # Training data: fold A only
 

@@ -131,8 +131,9 @@ def adapter_weights(model) -> dict:
 
 def load_adapter_weights(model, weights: dict, lora_r: int):
     """`model` with `weights` (from `adapter_weights`) put back: wrapped in LoRA of rank `lora_r`
-    first when it is > 0. Every name must match."""
-    if lora_r > 0:
+    first when it is > 0 and the model has no adapters yet (a LoRA model gets its adapters'
+    weights replaced). Every name must match."""
+    if lora_r > 0 and not hasattr(model, "peft_config"):
         model = with_lora(model, lora_r)
     own = dict(model.named_parameters())
     missing = [name for name in weights if name not in own]

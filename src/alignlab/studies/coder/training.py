@@ -122,9 +122,11 @@ def _private_copy(name: str):
     return copy.deepcopy(shared), tokenizer  # the shared model is never changed
 
 
-def train_tcg(name: str, examples: dict, sft: CausalFitConfig, dpo: DPOFitConfig):
-    """{"sft": model, "dpo": model or None, "losses": {...}}: LoRA SFT on the SFT examples, then
-    DPO from the SFT adapter (None when there is no DPO pair). Both adapters are cached."""
+def train_tcg(name: str, examples: dict, sft: CausalFitConfig, dpo: DPOFitConfig, after_sft=None):
+    """{"sft": result of `after_sft(model)`, "dpo": the DPO model or None, "losses": {...}}: LoRA SFT
+    on the SFT examples, then DPO from the SFT adapter (None when there is no DPO pair). DPO trains
+    the SFT model in place, so whatever is wanted of the SFT stage is taken by `after_sft` before
+    DPO starts: one private copy of the weights, not two. Both adapters are cached."""
     prompts, targets = examples["sft"]
     pairs = examples["dpo"]
     cache = Cache()
@@ -137,13 +139,14 @@ def train_tcg(name: str, examples: dict, sft: CausalFitConfig, dpo: DPOFitConfig
         model, history = finetune_causal_lm(model, tokenizer, prompts, targets, sft)
         value = cache.memo("coder-tcg-sft", ADAPTER_VERSION,
                            lambda: {"weights": adapter_weights(model), "losses": [float(x) for x in history]}, **key)
-    out = {"sft": copy.deepcopy(model), "dpo": None, "losses": {"sft": list(value["losses"]), "dpo": []}}
+    out = {"sft": after_sft(model) if after_sft else None, "dpo": None,
+           "losses": {"sft": list(value["losses"]), "dpo": []}}
     if not pairs[0]:
         return out
     dpo_key = dict(key, pairs=[list(x) for x in pairs], dpo=asdict(dpo))
     found, dvalue = cache.lookup("coder-tcg-dpo", ADAPTER_VERSION, **dpo_key)
     if found:
-        model = load_adapter_weights(_private_copy(name)[0], dvalue["weights"], sft.lora_r)
+        model = load_adapter_weights(model, dvalue["weights"], sft.lora_r)
     else:
         model, history = finetune_dpo(model, tokenizer, *pairs, dpo)
         dvalue = cache.memo("coder-tcg-dpo", ADAPTER_VERSION,
@@ -262,9 +265,10 @@ def run_tcg_training(policy: LMPolicy, fold_a: list[Problem], fold_b: list[Probl
     if not examples["sft"][0]:
         return out
     sft, dpo = coder_fit_settings(config)
-    models = train_tcg(policy.model, examples, sft, dpo)
+    models = train_tcg(policy.model, examples, sft, dpo,
+                       after_sft=lambda model: generate_tests_with(model, policy, fold_b, config.n_tests))
     out["losses"] = {"SFT": models["losses"]["sft"], "DPO": models["losses"]["dpo"]}
-    out["tests"]["SFT"] = generate_tests_with(models["sft"], policy, fold_b, config.n_tests)
+    out["tests"]["SFT"] = models["sft"]
     if models["dpo"] is not None:
         out["tests"]["DPO"] = generate_tests_with(models["dpo"], policy, fold_b, config.n_tests)
     return out
