@@ -492,10 +492,10 @@ def _summary_and_pairs(oracle_acc, gain_lo):
     summary = pd.DataFrame([
         {"info": "passage", "protocol": "naive", "n": 48, "acc": 0.5, "acc_lo": 0.36, "acc_hi": 0.64, "auroc": 0.5,
          "auroc_lo": 0.3, "auroc_hi": 0.7, "ece": 0.1, "ece_lo": 0.05, "ece_hi": 0.2, "mean_p": 0.51,
-         "says_correct": 0.6},
+         "says_correct": 0.6, "shown_correct": 0.5},
         {"info": "passage", "protocol": "oracle", "n": 48, "acc": oracle_acc, "acc_lo": oracle_acc - 0.12,
          "acc_hi": min(oracle_acc + 0.1, 1.0), "auroc": 0.9, "auroc_lo": 0.8, "auroc_hi": 1.0, "ece": 0.1,
-         "ece_lo": 0.05, "ece_hi": 0.2, "mean_p": 0.55, "says_correct": 0.5}])
+         "ece_lo": 0.05, "ece_hi": 0.2, "mean_p": 0.55, "says_correct": 0.5, "shown_correct": 0.5}])
     pairs = pd.DataFrame([{"a": "oracle (passage)", "b": "naive (passage)", "acc_a": oracle_acc, "acc_b": 0.5,
                            "diff": oracle_acc - 0.5, "lo": gain_lo, "hi": oracle_acc - 0.4, "a_only": 10,
                            "b_only": 2, "p_value": 0.04, "n": 48}])
@@ -509,6 +509,19 @@ def test_the_oracle_caveat_follows_the_runs_numbers():
     caveat = report.reads_context_caveat(summary, pairs, "passage")
     assert "0.550 [0.430, 0.650]" in caveat and "0.510-0.550" in caveat and "50%-60%" in caveat
     assert "stays near 0.5" not in caveat
+    # the judge reads (oracle far above chance) but the naive judge leaves no established headroom
+    summary, pairs = _summary_and_pairs(oracle_acc=0.95, gain_lo=-0.05)
+    caveat = report.reads_context_caveat(summary, pairs, "passage")
+    assert "gain over the naive judge is not established" in caveat and "0.950 [0.830, 1.000], above chance" in caveat
+    assert "not shown to read" not in caveat and "naive 0.500 [0.360, 0.640]" in caveat
+
+
+def test_verdict_bias_note_names_protocols_whose_ranking_beats_their_verdicts():
+    summary, _ = _summary_and_pairs(oracle_acc=0.6, gain_lo=-0.1)
+    note = report.verdict_bias_note(summary, "passage")  # oracle: accuracy 0.6, AUROC 0.9
+    assert note.startswith("Verdicts biased") and "oracle accuracy 0.600 but AUROC 0.900 [0.800, 1.000]" in note
+    assert "naive accuracy" not in note  # naive: AUROC 0.5 = accuracy 0.5, no note for it
+    assert report.verdict_bias_note(summary.assign(auroc=summary["acc"]), "passage") is None
 
 
 def test_conclusion_and_metrics_agree_with_the_tables():

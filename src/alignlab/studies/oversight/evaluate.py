@@ -96,7 +96,7 @@ def _judge_row(g: pd.DataFrame, n_boot: int) -> dict:
     ece_lo, ece_hi = _interval(resample_questions(lambda i: expected_calibration_error(y[i], p[i]), n, n_boot))
     return {"n": n, "acc": k / n, "acc_lo": acc_lo, "acc_hi": acc_hi, "auroc": auc, "auroc_lo": auc_lo,
             "auroc_hi": auc_hi, "ece": expected_calibration_error(y, p), "ece_lo": ece_lo, "ece_hi": ece_hi,
-            "mean_p": float(p.mean()), "says_correct": float((p > 0.5).mean())}
+            "mean_p": float(p.mean()), "says_correct": float((p > 0.5).mean()), "shown_correct": float(y.mean())}
 
 
 def compare_on_same_questions(outcomes: pd.DataFrame, a: tuple, b: tuple, n_boot: int) -> dict:

@@ -343,9 +343,31 @@ def reads_context_caveat(summary: pd.DataFrame, pairs: pd.DataFrame, info: str) 
     spread = (f"Its mean P(correct) ranges over {ps['mean_p'].min():.3f}-{ps['mean_p'].max():.3f} across "
               f"protocols, and it says \"correct\" for {ps['says_correct'].min():.0%}-{ps['says_correct'].max():.0%} "
               f"of the questions.")
+    if above_chance:  # it reads (well above chance with the passage), but the naive judge leaves little room
+        naive = _acc(summary, info, "naive")
+        head = f" (naive {_cell(naive, 'acc')})" if naive is not None else ""
+        return (f"**Caveat ({info}): the passage's gain over the naive judge is not established.** With the support "
+                f"passage in context (oracle) the judge is right {_cell(oracle, 'acc')}, above chance, but "
+                + reasons[0] + head + ". " + spread + " A protocol can add at most what the passage adds, so "
+                "differences between protocols here are bounded by that headroom.")
     text = "; ".join(reasons)
     return (f"**Caveat ({info}): the judge is not shown to read its context.** " + text[0].upper() + text[1:] + ". "
             + spread + " Differences between protocols are then not evidence about the protocols as such.")
+
+
+def verdict_bias_note(summary: pd.DataFrame, info: str, margin: float = 0.15) -> str | None:
+    """Protocols under which the judge ranks answers much better than its verdicts show: AUROC more
+    than `margin` above accuracy, with the share of "correct" verdicts against the share of shown
+    answers that are correct. The 0.5 threshold, not the ranking, then costs accuracy."""
+    ps = _order(summary[summary["info"] == info], "protocol")
+    hits = [r for _, r in ps.iterrows() if np.isfinite(r["auroc"]) and r["auroc"] - r["acc"] > margin]
+    if not hits:
+        return None
+    return ("Verdicts biased, ranking intact: " + "; ".join(
+        f"{r['protocol']} accuracy {r['acc']:.3f} but AUROC {_cell(r, 'auroc')}, \"correct\" said for "
+        f"{r['says_correct']:.0%} of questions (correct answers shown: {r['shown_correct']:.0%})" for r in hits)
+        + ". Its P(correct) orders the answers better than the threshold at 0.5 turns them into verdicts; "
+        "a threshold calibrated on held-out questions would recover part of the difference.")
 
 
 def detectable_difference_note(pairs: pd.DataFrame, n: int) -> str:
@@ -412,6 +434,9 @@ def conclusion(summary: pd.DataFrame, pairs: pd.DataFrame, loop: pd.DataFrame, q
         caveat = reads_context_caveat(summary, pairs, info)
         if caveat:
             lines.append(f"- {caveat}")
+        bias = verdict_bias_note(summary, info)
+        if bias:
+            lines.append(f"- {bias}")
         for a, b in [(p, "naive") for p in PROTOCOLS if p != "naive"] + [("debate", "consultancy"),
                                                                            ("expert", "debate")]:
             r = _pair(pairs, f"{a} ({info})", f"{b} ({info})")
