@@ -367,7 +367,7 @@ def verdict_bias_note(summary: pd.DataFrame, info: str, margin: float = 0.15) ->
         f"{r['protocol']} accuracy {r['acc']:.3f} but AUROC {_cell(r, 'auroc')}, \"correct\" said for "
         f"{r['says_correct']:.0%} of questions (correct answers shown: {r['shown_correct']:.0%})" for r in hits)
         + ". Its P(correct) orders the answers better than the threshold at 0.5 turns them into verdicts; "
-        "a threshold calibrated on held-out questions would recover part of the difference.")
+        "a threshold calibrated on held-out questions could recover some of it (not tried here).")
 
 
 def detectable_difference_note(pairs: pd.DataFrame, n: int) -> str:
