@@ -203,15 +203,21 @@ def test_add_pgr_and_metrics_keys():
     assert "**w -> s** (1 seeds" in report.conclusion(results, pd.DataFrame(out["curve"]))
 
 
-def test_add_pgr_warns_for_every_undefined_row():
+def test_add_pgr_counts_every_undefined_row_in_one_warning():
     rows = pd.DataFrame({"weak_acc": [0.7, 0.7, 0.6], "student_acc": [0.8, 0.8, 0.7], "ceiling_acc": [0.7, 0.65, 0.8],
                          "weak_auc": [0.7, 0.7, 0.6], "student_auc": [0.8, 0.8, 0.7], "ceiling_auc": [0.9, 0.9, 0.8]})
     rows["single_weak_acc"], rows["single_weak_auc"] = rows.weak_acc, rows.weak_auc
+    rows["pair"] = "w -> s"
     for _ in range(2):  # the second call warns again, too
         with pytest.warns(w2s.PGRUndefinedWarning) as record:
             out = pipeline.add_pgr(rows)
-        assert len(record) == 4  # two rows, against their own and against the single teacher
+        assert len(record) == 1  # one warning, not one per row
+        text = str(record[0].message)
+        assert "w -> s: pgr_acc 2/3, pgr_vs_single_acc 2/3" in text and "pgr_auc" not in text
     assert out.pgr_acc.isna().tolist() == [True, True, False] and out.pgr_acc.iloc[2] == pytest.approx(0.5)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # every PGR defined: no warning at all
+        pipeline.add_pgr(rows.assign(ceiling_acc=0.9))
 
 
 def test_linear_head_probabilities_are_a_softmax_of_its_logits():
