@@ -430,6 +430,8 @@ def test_pgr_is_no_finding_where_the_gap_is_not_established():
     assert "**a -> b**" in text and "**a -> c**" in text  # every pair gets its lines
     block_c = text.split("**a -> c**")[1]
     assert "**not established**" in block_c and "**not established**" not in text.split("**a -> c**")[0]
+    # the AUROC PGR follows its own gap (here the same numbers as accuracy's)
+    assert "PGR on AUROC not reported" in block_c and "PGR on AUROC 0.3" in text.split("**a -> c**")[0]
 
 
 def test_pgr_counts_the_seeds_with_a_defined_value():

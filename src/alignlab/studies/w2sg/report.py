@@ -435,9 +435,13 @@ def pair_conclusion(results: pd.DataFrame, pair: str) -> list[str]:
                     "**not established** (its CI does not exclude 0): PGR below is reported as numbers, not as a "
                     "finding."))
     diff = mean_ci((single.student_acc - single.weak_acc).to_numpy())
+    auc_gap = gap(results, pair, "auc")
+    auc_pgr = (f"PGR on AUROC {format_pgr(pgr_stats(single.pgr_auc))}" if auc_gap["established"] else
+               f"PGR on AUROC not reported (its gap {format_ci(auc_gap['mean'], auc_gap['lo'], auc_gap['hi'])} "
+               f"is not established: a ratio over a denominator near 0)")
     lines.append(f"- *A strong student trained on weak labels beats its teacher* (Burns et al.): student - teacher "
                  f"{format_ci(*diff)} — {verdict(*diff)}; PGR {format_pgr(pgr_stats(single.pgr_acc))}; "
-                 f"PGR on AUROC {format_pgr(pgr_stats(single.pgr_auc))}.")
+                 f"{auc_pgr}.")
     mdd = detectable_difference_over_seeds(single.student_acc - single.weak_acc)
     if "logconf" in set(results.loss):
         conf_diff = (_rows(head, pair, "single", "logconf").set_index("seed").student_acc
