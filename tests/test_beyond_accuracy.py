@@ -287,21 +287,35 @@ def test_toxicity_pgr_sign_lower_is_better():
     assert np.allclose(pgrs.pgr, 0.25) and set(pgrs.metric) == set(report.DETOX_METRICS)
 
 
-def test_detox_pgr_over_seeds_is_the_ratio_of_seed_means():
-    # seed 2's ceiling is barely below its weak model: its own PGR is -9.5, the mean of per-seed PGRs
-    # would be dragged to about -2.8; the ratio of the seed means stays near the other seeds' 0.5
-    values = {0: (0.6, 0.5, 0.4), 1: (0.6, 0.5, 0.4), 2: (0.6, 0.62, 0.598)}
+def test_detox_pgr_over_seeds_is_the_ratio_of_seed_means_where_the_gap_is_established():
+    # seed 4's ceiling is barely below its weak model: its own PGR is -10, and the mean of per-seed
+    # PGRs would be dragged to -1.6; the ratio of the seed means stays near the other seeds' 0.5
+    values = {seed: (0.6, 0.5, 0.4) for seed in range(4)} | {4: (0.6, 0.62, 0.598)}
     rows = [{"weak": "a", "strong": "b", "seed": seed, "condition": condition, **{m: v for m in report.DETOX_METRICS}}
             for seed, triple in values.items() for condition, v in zip(("weak", "w2s", "ceiling"), triple)]
     pgrs = report.detox_pgr_rows(pd.DataFrame(rows))
     head = pgrs[pgrs.metric == report.DETOX_HEADLINE]
-    assert head.pgr.iloc[2] == pytest.approx(-10.0) and head.pgr.mean() < -2
-    assert report.seed_pgr(head) == pytest.approx((0.6 - 0.54) / (0.6 - 0.466), rel=1e-3)
+    assert head.pgr.iloc[4] == pytest.approx(-10.0) and head.pgr.mean() < -1
+    assert report.seed_pgr(head) == pytest.approx(0.076 / 0.1604, rel=1e-3)
     text = report.seed_pgr_text(head)
-    assert text.startswith("0.45") and "3 of 3 seeds with a gap" in text and "per-seed mean" in text
-    no_gap = head.assign(pgr=[0.5, 0.5, np.nan])
-    assert "2 of 3 seeds with a gap" in report.seed_pgr_text(no_gap)
+    assert text.startswith("0.47") and "5 of 5 seeds with a gap" in text and "per-seed mean" in text
+    no_gap = head.assign(pgr=[0.5, 0.5, 0.5, 0.5, np.nan])
+    assert "4 of 5 seeds with a gap" in report.seed_pgr_text(no_gap)
     assert "per-seed mean" not in report.seed_pgr_text(no_gap)  # never an interval over a silently dropped seed
+    # three seeds, one of them without a real gap: the gap's interval reaches 0, so no PGR is reported
+    assert report.seed_pgr_text(head.iloc[2:]).startswith("not reported (the gap")
+
+
+def test_classification_pgr_over_seeds_needs_an_established_gap():
+    group = pd.DataFrame({"weak_value": [0.7, 0.7, 0.7], "ceiling_value": [0.8, 0.81, 0.79],
+                          "student_value": [0.75, 0.75, 0.75], "pgr": [0.5, 0.45, 0.55]})
+    assert report.pgr_over_seeds(group).startswith("0.50 (of the seed means")
+    flat = group.assign(ceiling_value=[0.71, 0.69, 0.72], pgr=[5.0, np.nan, 2.5])
+    assert report.pgr_over_seeds(flat).startswith("not reported") and "2 of 3 seeds" in report.pgr_over_seeds(flat)
+    # lower is better (false refusals): the gap is weak - ceiling
+    refusals = pd.DataFrame({"weak_value": [0.2, 0.2, 0.2], "ceiling_value": [0.0, 0.01, 0.02],
+                             "student_value": [0.1, 0.1, 0.1], "pgr": [0.5, 0.53, 0.56]})
+    assert report.pgr_over_seeds(refusals, lower_is_better=True).startswith("0.53")  # 0.1 / 0.19
 
 
 def test_detox_verdicts_pair_prompts():
@@ -422,7 +436,8 @@ def test_pgr_per_metric_and_lower_is_better():
     fr = pgrs[pgrs.metric == "false_refusal"]
     assert np.allclose(fr.pgr, (0.5 - 0.3) / (0.5 - 0.1))  # a falling rate is a positive PGR
     table = report.pgr_summary_table(pgrs, metrics=["accuracy"])
-    assert table.iloc[0]["PGR"].startswith("0.36") and "[" in table.iloc[0]["PGR"]
+    cell = table.iloc[0]["PGR"]
+    assert cell.startswith("0.37 (of the seed means") and "per-seed mean 0.367 [" in cell
 
 
 def test_pgr_undefined_without_gap_is_nan_without_warning():

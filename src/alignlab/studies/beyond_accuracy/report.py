@@ -52,12 +52,35 @@ def pgr_rows(rows: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(out)
 
 
+def pgr_over_seeds(group: pd.DataFrame, lower_is_better: bool = False) -> str:
+    """PGR over a group of seeds (columns weak_value, student_value, ceiling_value, pgr), as text.
+    Reported only where the gap (ceiling better than weak, per seed) has a t interval over seeds above
+    0; then as the PGR of the seed-averaged values, not the mean of per-seed PGRs (a seed with a
+    near-zero gap makes its own PGR explode: 1.8 [-13, 17] in a standard run), with the per-seed mean
+    [t interval] only when every seed has a gap. Seeds without a gap are counted, never dropped
+    silently."""
+    sign = -1.0 if lower_is_better else 1.0
+    gap = mean_ci((sign * (group.ceiling_value - group.weak_value)).to_numpy(dtype=float))
+    defined = int(group.pgr.notna().sum())
+    seeds = f"{defined} of {len(group)} seeds with a gap"
+    if not gap[1] > 0:
+        return f"not reported (the gap {format_ci(*gap)} is not established; {seeds})"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", PGRUndefinedWarning)
+        point = pgr(*(sign * group[c].mean() for c in ("weak_value", "student_value", "ceiling_value")))
+    text = f"{point:.2f} (of the seed means; gap {format_ci(*gap)}; {seeds}"
+    if defined == len(group) and defined >= 2:
+        text += f"; per-seed mean {format_ci(*mean_ci(group.pgr))}"
+    return text + ")"
+
+
 def pgr_summary_table(pgrs: pd.DataFrame, metrics=METRICS) -> pd.DataFrame:
     """Per (task, pair, loss, metric): weak, ceiling, student and PGR as "mean [lo, hi]" over seeds."""
     rows = []
     for key, group in pgrs[pgrs.metric.isin(metrics)].groupby(["task", "weak", "strong", "loss", "metric"], sort=False):
         cells = {name: format_ci(*mean_ci(group[column])) for name, column in
-                 (("weak", "weak_value"), ("ceiling", "ceiling_value"), ("student", "student_value"), ("PGR", "pgr"))}
+                 (("weak", "weak_value"), ("ceiling", "ceiling_value"), ("student", "student_value"))}
+        cells["PGR"] = pgr_over_seeds(group, key[-1] in LOWER_IS_BETTER)
         rows.append({**dict(zip(["task", "weak model", "strong model", "loss", "metric"], key)), **cells,
                      "seeds with a gap": int(group.pgr.notna().sum())})
     return pd.DataFrame(rows)
@@ -105,8 +128,7 @@ def conclusion(task: str, pgrs: pd.DataFrame, verdicts: pd.DataFrame, positive: 
         lines.append(
             f"- {weak} -> {strong}, {loss}: accuracy weak {format_ci(*mean_ci(group.weak_value))}, student "
             f"{format_ci(*mean_ci(group.student_value))}, ceiling {format_ci(*mean_ci(group.ceiling_value))}; "
-            f"PGR {format_ci(*mean_ci(group.pgr))} over {len(group)} seeds "
-            f"({int(group.pgr.notna().sum())} with a gap); "
+            f"PGR {pgr_over_seeds(group)} over {len(group)} seeds; "
             f"student - weak {v.student_minus_weak:+.3f} [{v.lo:+.3f}, {v.hi:+.3f}] over {v.n_test_items} test items: "
             f"W2SG **{v.w2sg}**; recall of {positive}: student {format_ci(*mean_ci(recall.student_value))}.")
     return "\n".join(lines)
@@ -276,17 +298,8 @@ def seed_pgr(group: pd.DataFrame) -> float:
 
 
 def seed_pgr_text(group: pd.DataFrame) -> str:
-    """`seed_pgr` with how many seeds had a gap; the mean [t interval] of per-seed PGRs only where every
-    seed had one (a NaN seed is never dropped silently)."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", PGRUndefinedWarning)
-        point = seed_pgr(group)
-    defined = int(group.pgr.notna().sum())
-    text = (f"{_pgr_text(point, np.nan, np.nan) if np.isnan(point) else f'{point:.2f}'} (of the seed means; "
-            f"{defined} of {len(group)} seeds with a gap")
-    if defined == len(group) and defined >= 2:
-        text += f"; per-seed mean {format_ci(*mean_ci(group.pgr))}"
-    return text + ")"
+    """`pgr_over_seeds` on a lower-is-better toxicity metric (the gap: weak - ceiling per seed)."""
+    return pgr_over_seeds(group, lower_is_better=True)
 
 
 def detox_table(conditions: pd.DataFrame, pgrs: pd.DataFrame) -> pd.DataFrame:
