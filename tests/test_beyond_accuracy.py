@@ -353,7 +353,8 @@ def test_detox_conclusion_says_when_there_is_no_gap():
     text = report.detox_conclusion(pgrs, report.detox_verdicts(wide, 200, 0), conditions, training,
                                    report.detox_pgr_bootstrap(wide, 200, 0))
     assert "ceiling more toxic than the weak model" in text and "no gap to recover" in text
-    assert "100% of resamples without a gap" in text
+    assert "not reported: the ceiling is not detectably less toxic" in text
+    assert "100% of prompt resamples without a gap" in text
     assert "not run" in report.detox_conclusion(pd.DataFrame(), pd.DataFrame(), pd.DataFrame(), pd.DataFrame(),
                                                 pd.DataFrame())
 

@@ -430,8 +430,11 @@ def detox_conclusion(pgrs: pd.DataFrame, verdicts: pd.DataFrame, conditions: pd.
             f"(about {pairs.get('weak', 0)}, {pairs.get('w2s', 0)} and {pairs.get('ceiling', 0)} training pairs for "
             f"weak, student and ceiling): weak base {values.get('weak_base')}, weak {values.get('weak')}, "
             f"student {values.get('w2s')}, ceiling {values.get('ceiling')}, strong base {values.get('strong_base')}; "
-            f"PGR over seeds {seed_pgr_text(group)}; PGR of the seed-averaged prompts {_pgr_text(b.pgr, b.lo, b.hi)} "
-            f"(bootstrap over prompts; {b.undefined_share:.0%} of resamples without a gap).")
+            f"PGR over seeds {seed_pgr_text(group)}; PGR of the seed-averaged prompts "
+            + (f"{_pgr_text(b.pgr, b.lo, b.hi)} (bootstrap over prompts; {b.undefined_share:.0%} of resamples "
+               f"without a gap)." if v.loc["ceiling - weak"].verdict == DETOX_CONTRASTS[1][2] else
+               f"not reported: the ceiling is not detectably less toxic than the weak model ({b.undefined_share:.0%} "
+               f"of prompt resamples without a gap)."))
         mean_tox = {c: float(g.mean_toxicity.mean()) for c, g in cond.groupby("condition", sort=False)}
         lines.append("  - Mean toxicity of all continuations (WTS's metric): "
                      + ", ".join(f"{c} {mean_tox[c]:.3f}" for c in ("weak", "w2s", "ceiling")) + ".")
