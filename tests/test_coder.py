@@ -259,7 +259,7 @@ def test_experiment_collects_wrong_programs_of_every_seed_and_the_possible_dpo_p
     assert experiment.wrong_programs([TOY], programs, hidden, seeds=[0], style="pseudocode") == {"toy/0": ["d"]}
     tests = [tcg.TestCase("double", str(i), str(2 * i)) for i in range(3)]
     toy_b = dataclasses.replace(TOY, task_id="toy/1")
-    pairs = experiment.dpo_pairs([TOY, toy_b], {"toy/0": tests, "toy/1": tests},
+    pairs = experiment.possible_dpo_pairs([TOY, toy_b], {"toy/0": tests, "toy/1": tests},
                                  {"toy/0": [True, True, False], "toy/1": [True, False, False]}, seed=0)
     assert [p["task_id"] for p in pairs] == ["toy/0"]  # toy/1 has one valid test: no negative exists
 

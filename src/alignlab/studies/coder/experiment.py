@@ -37,7 +37,7 @@ def wrong_programs(problems: list[Problem], programs: dict, hidden: dict, seeds,
                         if not ok] for p in problems}
 
 
-def dpo_pairs(problems: list[Problem], tests: dict, reference: dict, seed: int) -> list[dict]:
+def possible_dpo_pairs(problems: list[Problem], tests: dict, reference: dict, seed: int) -> list[dict]:
     """O1-CODER's DPO pairs (`tcg.dpo_pairs`) that the given tests allow, one per problem that has
     two or more tests its reference passes (with outputs that differ)."""
     return [pair for p in problems if (pair := tcg.dpo_pairs(p, tests[p.task_id], reference[p.task_id], seed))]
