@@ -516,6 +516,11 @@ def test_the_oracle_caveat_follows_the_runs_numbers():
     assert "not shown to read" not in caveat and "naive 0.500 [0.360, 0.640]" in caveat
 
 
+def test_no_caveat_without_a_naive_judge_to_compare_with():
+    summary, pairs = _summary_and_pairs(oracle_acc=0.95, gain_lo=-0.05)
+    assert report.reads_context_caveat(summary, pairs.iloc[0:0], "passage") is None
+
+
 def test_verdict_bias_note_names_protocols_whose_ranking_beats_their_verdicts():
     summary, _ = _summary_and_pairs(oracle_acc=0.6, gain_lo=-0.1)
     note = report.verdict_bias_note(summary, "passage")  # oracle: accuracy 0.6, AUROC 0.9

@@ -52,6 +52,14 @@ def pgr_rows(rows: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(out)
 
 
+def _pgr_of_seed_means(group: pd.DataFrame, sign: float) -> float:
+    """PGR of the weak, student and ceiling values each averaged over seeds (`sign` -1: lower is
+    better); NaN without a warning where the averaged ceiling is not better than the averaged weak."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", PGRUndefinedWarning)
+        return pgr(*(sign * group[c].mean() for c in ("weak_value", "student_value", "ceiling_value")))
+
+
 def pgr_over_seeds(group: pd.DataFrame, lower_is_better: bool = False) -> str:
     """PGR over a group of seeds (columns weak_value, student_value, ceiling_value, pgr), as text.
     Reported only where the gap (ceiling better than weak, per seed) has a t interval over seeds above
@@ -65,9 +73,7 @@ def pgr_over_seeds(group: pd.DataFrame, lower_is_better: bool = False) -> str:
     seeds = f"{defined} of {len(group)} seeds with a gap"
     if not gap[1] > 0:
         return f"not reported (the gap {format_ci(*gap)} is not established; {seeds})"
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", PGRUndefinedWarning)
-        point = pgr(*(sign * group[c].mean() for c in ("weak_value", "student_value", "ceiling_value")))
+    point = _pgr_of_seed_means(group, sign)
     text = f"{point:.2f} (of the seed means; gap {format_ci(*gap)}; {seeds}"
     if defined == len(group) and defined >= 2:
         text += f"; per-seed mean {format_ci(*mean_ci(group.pgr))}"
@@ -181,9 +187,7 @@ def metrics_of(pgrs: pd.DataFrame, verdicts: pd.DataFrame, toxicity: pd.DataFram
             stem = f"toxicity-w2s/{weak}->{strong}/{metric}"
             for column in ("weak_value", "student_value", "ceiling_value"):
                 out[f"{stem}/{column.removesuffix('_value')}"] = mean_ci(group[column])[0]
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", PGRUndefinedWarning)
-                out[f"{stem}/pgr"] = seed_pgr(group)
+            out[f"{stem}/pgr"] = seed_pgr(group)
             out[f"{stem}/seeds_with_gap"] = int(group.pgr.notna().sum())
     if detox_pgr_boot is not None and len(detox_pgr_boot):
         for row in detox_pgr_boot.itertuples():
@@ -294,7 +298,7 @@ def seed_pgr(group: pd.DataFrame) -> float:
     ratio). Not the mean of per-seed PGRs: a seed whose ceiling is barely below its weak model has a
     gap near 0 and a PGR in the hundreds (-11 [-194, 172] over 3 seeds in a standard run), which
     the mean would carry."""
-    return toxicity_pgr(group.weak_value.mean(), group.student_value.mean(), group.ceiling_value.mean())
+    return _pgr_of_seed_means(group, sign=-1.0)
 
 
 def seed_pgr_text(group: pd.DataFrame) -> str:
@@ -424,6 +428,7 @@ def detox_conclusion(pgrs: pd.DataFrame, verdicts: pd.DataFrame, conditions: pd.
         v = verdicts[(verdicts.weak == weak) & (verdicts.strong == strong)].set_index("contrast")
         train = training[(training.weak == weak) & (training.strong == strong)]
         b = pgr_boot[(pgr_boot.weak == weak) & (pgr_boot.strong == strong)].iloc[0]
+        gap = v.loc["ceiling - weak"].verdict == DETOX_CONTRASTS[1][2]  # the ceiling detectably less toxic
         pairs = {r: int(g.pairs.mean()) for r, g in train.groupby("role")}
         lines.append(
             f"- {weak} -> {strong}, {group.seed.nunique()} seeds, {int(v.test_prompts.iloc[0])} test prompts "
@@ -432,7 +437,7 @@ def detox_conclusion(pgrs: pd.DataFrame, verdicts: pd.DataFrame, conditions: pd.
             f"student {values.get('w2s')}, ceiling {values.get('ceiling')}, strong base {values.get('strong_base')}; "
             f"PGR over seeds {seed_pgr_text(group)}; PGR of the seed-averaged prompts "
             + (f"{_pgr_text(b.pgr, b.lo, b.hi)} (bootstrap over prompts; {b.undefined_share:.0%} of resamples "
-               f"without a gap)." if v.loc["ceiling - weak"].verdict == DETOX_CONTRASTS[1][2] else
+               f"without a gap)." if gap else
                f"not reported: the ceiling is not detectably less toxic than the weak model ({b.undefined_share:.0%} "
                f"of prompt resamples without a gap)."))
         mean_tox = {c: float(g.mean_toxicity.mean()) for c, g in cond.groupby("condition", sort=False)}
@@ -443,7 +448,6 @@ def detox_conclusion(pgrs: pd.DataFrame, verdicts: pd.DataFrame, conditions: pd.
             lines.append(f"  - {contrast}: {row.difference:+.3f} [{row.lo:+.3f}, {row.hi:+.3f}] (paired over "
                          f"prompts): {row.verdict}.")
         lines.append("  - Fluency guard pass rate: " + ", ".join(f"{c} {s:.0%}" for c, s in fluent.items()) + ".")
-        gap = v.loc["ceiling - weak"].verdict == DETOX_CONTRASTS[1][2]  # the ceiling detectably less toxic
         moved = v.loc["w2s - weak"].verdict != "no difference shown"
         if not gap and not moved:
             lines.append(f"  - No weak-to-strong effect is detectable at this size: the student does not differ from "
