@@ -388,11 +388,11 @@ def test_mbpp_loader_errors_are_clear(tmp_path):
 
 
 def _params(**changes):
-    params = dict(model="qwen2.5-coder-0.5b", dataset="humaneval", mbpp_path=None, fold_seed=0, n_problems_a=2,
-                  n_problems_b=2, budget=3, seeds=[0], temperature=0.8, max_new_tokens=160, step_tokens=48,
-                  n_tests=4, styles=["vanilla", "pseudocode"], mcts_rewards=["generated"], mcts_samples=1,
-                  mcts_depth=2, mcts_c=1.0, pass_ks=[1, 2], sandbox_timeout=5.0, lora_r=8, train_epochs=1,
-                  train_lr=5e-4, dpo_beta=0.1, train_max_length=512, n_boot=1000, bootstrap_seed=0)
+    params = dict(model="qwen2.5-coder-0.5b", dtype="fast", dataset="humaneval", mbpp_path=None, fold_seed=0,
+                  n_problems_a=2, n_problems_b=2, budget=3, seeds=[0], temperature=0.8, max_new_tokens=160,
+                  step_tokens=48, n_tests=4, styles=["vanilla", "pseudocode"], mcts_rewards=["generated"],
+                  mcts_samples=1, mcts_depth=2, mcts_c=1.0, pass_ks=[1, 2], sandbox_timeout=5.0, lora_r=8,
+                  train_epochs=1, train_lr=5e-4, dpo_beta=0.1, train_max_length=512, n_boot=1000, bootstrap_seed=0)
     params.update(changes)
     return params
 
@@ -400,8 +400,8 @@ def _params(**changes):
 def test_config_accepts_the_quick_values_and_names_bad_ones():
     Config.from_params(_params())
     for name, value in (("budget", 1), ("pass_ks", [4]), ("styles", ["pseudocode"]), ("mcts_rewards", ["hidden"]),
-                        ("temperature", 0), ("dataset", "apps"), ("sandbox_timeout", 0.1), ("lora_r", 0),
-                        ("train_epochs", 0), ("train_lr", 0), ("dpo_beta", -1), ("train_max_length", 8)):
+                        ("temperature", 0), ("dataset", "apps"), ("dtype", "half"), ("sandbox_timeout", 0.1),
+                        ("lora_r", 0), ("train_epochs", 0), ("train_lr", 0), ("dpo_beta", -1), ("train_max_length", 8)):
         with pytest.raises(ParameterError, match=name):
             Config.from_params(_params(**{name: value}))
 

@@ -3,6 +3,7 @@
 import gc
 import json
 import multiprocessing
+import os
 import subprocess
 import sys
 import time
@@ -14,7 +15,7 @@ import pytest
 import torch
 
 from alignlab import hub
-from alignlab.models import load, zoo
+from alignlab.models import load, precision, zoo
 from alignlab.testing import tiny_causal_lm, tiny_encoder
 
 
@@ -230,6 +231,44 @@ def test_dtype_choice_and_override(monkeypatch):
     assert load.pick_dtype("cpu") == torch.bfloat16
     with pytest.raises(ValueError, match="unknown dtype 'int3'"):
         load.pick_dtype("cpu", "int3")
+
+
+def test_use_dtype_fast_picks_bf16_only_where_the_hardware_computes_it(monkeypatch):
+    monkeypatch.delenv("ALIGNLAB_DTYPE", raising=False)
+    monkeypatch.setattr(precision, "computes_bf16", lambda device=None: False)
+    assert precision.use_dtype("fast") == "auto" and "ALIGNLAB_DTYPE" not in os.environ
+    assert load.pick_dtype("cpu") == torch.float32
+    monkeypatch.setattr(precision, "computes_bf16", lambda device=None: True)
+    assert precision.use_dtype("fast") == "bfloat16" and load.pick_dtype("cpu") == torch.bfloat16
+
+
+def test_use_dtype_fast_keeps_the_callers_choice_and_a_named_dtype_wins(monkeypatch):
+    monkeypatch.setenv("ALIGNLAB_DTYPE", "float32")
+    monkeypatch.setattr(precision, "computes_bf16", lambda device=None: True)
+    assert precision.use_dtype("fast") == "float32"
+    assert precision.use_dtype("bf16") == "bf16" and load.pick_dtype("cpu") == torch.bfloat16
+    assert precision.use_dtype("auto") == "bf16"  # auto changes nothing
+    with pytest.raises(ValueError, match="unknown dtype 'half'.*fast"):
+        precision.use_dtype("half")
+
+
+def test_computes_bf16_reads_the_cpu_flags(monkeypatch, tmp_path):
+    monkeypatch.delenv("ALIGNLAB_DEVICE", raising=False)
+    assert precision.computes_bf16("mps") is False
+    real_open = open
+
+    def fake_cpuinfo(flags):
+        def opener(path, *args, **kwargs):
+            if path == "/proc/cpuinfo":
+                (tmp_path / "cpuinfo").write_text(f"processor : 0\nflags\t\t: fpu sse2 {flags}\n")
+                return real_open(tmp_path / "cpuinfo", *args, **kwargs)
+            return real_open(path, *args, **kwargs)
+        return opener
+
+    monkeypatch.setattr("builtins.open", fake_cpuinfo("avx2 avx512f avx512_bf16"))
+    assert precision.computes_bf16("cpu") is True
+    monkeypatch.setattr("builtins.open", fake_cpuinfo("avx2 avx512f"))
+    assert precision.computes_bf16("cpu") is False
 
 
 def test_encoder_has_no_causal_lm():

@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
+from alignlab.models.precision import DTYPE_NAMES
 from alignlab.study_config import StudyConfig, is_int, is_number
 
 DATASETS = ("humaneval", "mbpp")
@@ -22,6 +23,7 @@ class Config(StudyConfig):
     notebook = "06_o1_coder"
 
     model: str
+    dtype: str
     dataset: str
     mbpp_path: object
     fold_seed: int
@@ -51,6 +53,9 @@ class Config(StudyConfig):
     def check(self) -> None:
         if not isinstance(self.model, str) or not self.model:
             self.fail("model", f"must be a model name of the zoo, a hub id or a local folder; got {self.model!r}")
+        if self.dtype not in DTYPE_NAMES:
+            self.fail("dtype", f"must be one of: {', '.join(DTYPE_NAMES)} (fast: bfloat16 where the hardware "
+                               f"computes it, else fp32); got {self.dtype!r}")
         if self.dataset not in DATASETS:
             self.fail("dataset", f"must be one of: {', '.join(DATASETS)}; got {self.dataset!r}")
         if self.mbpp_path is not None and not isinstance(self.mbpp_path, (str, os.PathLike)):
