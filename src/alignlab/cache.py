@@ -41,8 +41,10 @@ Safety:
 - `memo` returns the value as read back from the cache, on a miss as on a hit, so a cold
   run and a warm run see exactly the same objects (e.g. a tensor is on the CPU either way).
 
-`ALIGNLAB_NO_CACHE=1` disables reading (every `memo` recomputes, and still writes), which
-is how to time a cold run without deleting the cache.
+`ALIGNLAB_NO_CACHE=1` runs cold without deleting the cache: nothing stored before is read, as if
+the cache were empty, while entries this process computes under it are written and read back
+as usual (a run that needs the same features for twelve probes computes them once, as a run on
+an empty cache would). That is how to time a cold run.
 """
 
 from __future__ import annotations
@@ -76,8 +78,13 @@ _REPR_LIMIT = 200
 
 
 def cache_disabled() -> bool:
-    """True when `ALIGNLAB_NO_CACHE` is set to 1/true/yes: read nothing, recompute everything."""
+    """True when `ALIGNLAB_NO_CACHE` is set to 1/true/yes: read only what this process computed
+    while it was set (a cold run), recompute the rest."""
     return os.environ.get("ALIGNLAB_NO_CACHE", "").strip().lower() in ("1", "true", "yes")
+
+
+# value files this process wrote while the cache was disabled: the only entries a cold run reads
+_WRITTEN_COLD: set[Path] = set()
 
 
 # -----------------------------------------------------------------------------
@@ -320,9 +327,10 @@ class Cache:
         return None
 
     def _read(self, kind: str, key: str) -> tuple[bool, Any]:
-        """(found, value). An unreadable entry is reported, treated as missing, and rewritten."""
+        """(found, value). An unreadable entry is reported, treated as missing, and rewritten.
+        With the cache disabled, only an entry this process wrote under it is found."""
         path = self._find(kind, key)
-        if path is None:
+        if path is None or (cache_disabled() and path.resolve() not in _WRITTEN_COLD):
             return False, None
         try:
             return True, _READERS[path.suffix](path)
@@ -349,13 +357,14 @@ class Cache:
         }
         meta_text = json.dumps(meta, indent=1, ensure_ascii=False).encode("utf-8")
         paths.atomic_write(folder / f"{key}{_META_SUFFIX}", lambda f: f.write(meta_text))
+        if cache_disabled():
+            _WRITTEN_COLD.add(path.resolve())
         return path
 
     def lookup(self, kind: str, version: str, **inputs) -> tuple[bool, Any]:
         """(found, value) for (kind, version, inputs), computing and writing nothing; (False,
-        None) on a miss, an unreadable entry, or with `ALIGNLAB_NO_CACHE` set."""
-        if cache_disabled():
-            return False, None
+        None) on a miss, an unreadable entry, or (with `ALIGNLAB_NO_CACHE` set) an entry this
+        process did not compute."""
         return self._read(kind, self.key(kind, version, **inputs))
 
     def memo(self, kind: str, version: str, compute: Callable[[], T], **inputs) -> T:
@@ -367,18 +376,15 @@ class Cache:
         lock and read the stored result.
         """
         key = self.key(kind, version, **inputs)
-        use_cache = not cache_disabled()
-        if use_cache:
-            found, value = self._read(kind, key)
-            if found:
-                return value
+        found, value = self._read(kind, key)
+        if found:
+            return value
         folder = self._folder(kind, key)
         folder.mkdir(parents=True, exist_ok=True)
         with _key_lock(folder / f"{key}.lock"):
-            if use_cache:  # another process may have finished it while we waited
-                found, value = self._read(kind, key)
-                if found:
-                    return value
+            found, value = self._read(kind, key)  # another process may have finished it while we waited
+            if found:
+                return value
             path = self._write(kind, version, key, compute(), inputs)
         return _READERS[path.suffix](path)
 
