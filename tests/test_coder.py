@@ -10,6 +10,7 @@ import random
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 
 from alignlab import paths
 from alignlab.run.params import read_parameters, resolve_notebook
@@ -427,3 +428,24 @@ def test_every_stripped_reference_body_rebuilds_the_reference_program():
     for p in problems.load_humaneval():
         rebuilt = problems.program_from_reply(p, p.canonical_solution.strip())
         assert ast.dump(ast.parse(rebuilt)) == ast.dump(ast.parse(p.reference_program)), p.task_id
+
+
+def test_trained_replies_are_cached_by_what_trained_the_model(monkeypatch, tmp_path):
+    monkeypatch.setenv("ALIGNLAB_CACHE", str(tmp_path))
+    calls = []
+
+    def fake_generate(model, tokenizer, texts, **settings):
+        calls.append(list(texts))
+        return [f"{model.alignlab_trained_on['key']}:{t}" for t in texts]
+
+    monkeypatch.setattr(training, "generate_with", fake_generate)
+    model_a = training._mark_trained(torch.nn.Linear(1, 1), "coder-tcg-sft", {"key": "a"})
+    model_b = training._mark_trained(torch.nn.Linear(1, 1), "coder-tcg-sft", {"key": "b"})
+    assert training.trained_replies(model_a, None, ["x"], max_new_tokens=8) == ["a:x"]
+    assert training.trained_replies(model_a, None, ["x"], max_new_tokens=8) == ["a:x"]  # warm: cached
+    assert len(calls) == 1
+    assert training.trained_replies(model_b, None, ["x"], max_new_tokens=8) == ["b:x"]  # another adapter
+    assert training.trained_replies(model_a, None, ["x"], max_new_tokens=16) == ["a:x"]  # other settings
+    assert len(calls) == 3
+    with pytest.raises(ValueError, match="marked"):
+        training.trained_replies(torch.nn.Linear(1, 1), None, ["x"], max_new_tokens=8)

@@ -44,6 +44,7 @@ from alignlab.training.causal import (
 from alignlab.training.dpo import DPOFitConfig, finetune_dpo
 
 ADAPTER_VERSION = "1"
+REPLIES_VERSION = "1"
 OPENING = "```python\n"  # the TCG's reply opens the code block (as in the prompt-only TCG)
 
 
@@ -122,6 +123,26 @@ def _private_copy(name: str):
     return copy.deepcopy(shared), tokenizer  # the shared model is never changed
 
 
+def _mark_trained(model, kind: str, key: dict):
+    """Record on a trained private copy what trained it (its adapter's cache kind and key), so that
+    what it generates can be cached by that (`trained_replies`)."""
+    model.alignlab_trained_on = {"kind": kind, **key}
+    return model
+
+
+def trained_replies(model, tokenizer, texts: list[str], **settings) -> list[str]:
+    """`generate_with(model, tokenizer, texts, **settings)` for a trained copy marked by
+    `_mark_trained`, cached by what trained it, the texts and the settings: a warm run loads the
+    adapter but generates nothing."""
+    trained_on = getattr(model, "alignlab_trained_on", None)
+    if trained_on is None:
+        raise ValueError("trained_replies needs a model marked with what trained it (_mark_trained): without "
+                         "that, replies of different adapters would share one cache entry")
+    return Cache().memo("coder-trained-replies", REPLIES_VERSION,
+                        lambda: generate_with(model, tokenizer, texts, **settings),
+                        trained_on=trained_on, texts=list(texts), settings=settings)
+
+
 def train_tcg(name: str, examples: dict, sft: CausalFitConfig, dpo: DPOFitConfig, after_sft=None):
     """{"sft": result of `after_sft(model)`, "dpo": the DPO model or None, "losses": {...}}: LoRA SFT
     on the SFT examples, then DPO from the SFT adapter (None when there is no DPO pair). DPO trains
@@ -139,6 +160,7 @@ def train_tcg(name: str, examples: dict, sft: CausalFitConfig, dpo: DPOFitConfig
         model, history = finetune_causal_lm(model, tokenizer, prompts, targets, sft)
         value = cache.memo("coder-tcg-sft", ADAPTER_VERSION,
                            lambda: {"weights": adapter_weights(model), "losses": [float(x) for x in history]}, **key)
+    _mark_trained(model, "coder-tcg-sft", key)
     out = {"sft": after_sft(model) if after_sft else None, "dpo": None,
            "losses": {"sft": list(value["losses"]), "dpo": []}}
     if not pairs[0]:
@@ -152,7 +174,7 @@ def train_tcg(name: str, examples: dict, sft: CausalFitConfig, dpo: DPOFitConfig
         dvalue = cache.memo("coder-tcg-dpo", ADAPTER_VERSION,
                             lambda: {"weights": adapter_weights(model), "losses": [float(x) for x in history]},
                             **dpo_key)
-    out["dpo"], out["losses"]["dpo"] = model, list(dvalue["losses"])
+    out["dpo"], out["losses"]["dpo"] = _mark_trained(model, "coder-tcg-dpo", dpo_key), list(dvalue["losses"])
     return out
 
 
@@ -160,8 +182,8 @@ def generate_tests_with(model, policy: LMPolicy, problems: list[Problem], n_test
     """{task_id: [TestCase]}: one greedy reply per problem from a trained TCG, parsed as in the
     prompt-only stage."""
     texts = [tcg_input(policy, p, n_tests) for p in problems]
-    replies = generate_with(model, policy.tokenizer, texts, max_new_tokens=max(64, 40 * n_tests), stop=[FENCE],
-                            chat=False, batch_size=4, share_prefix=False)
+    replies = trained_replies(model, policy.tokenizer, texts, max_new_tokens=max(64, 40 * n_tests), stop=[FENCE],
+                              chat=False, batch_size=4, share_prefix=False)
     return {p.task_id: tcg.parse_tests(r, p.entry_point, n_tests) for p, r in zip(problems, replies)}
 
 
@@ -204,11 +226,12 @@ def train_policy(name: str, prompts: list, targets: list, sft: CausalFitConfig):
     cache = Cache()
     found, value = cache.lookup("coder-policy-sft", ADAPTER_VERSION, **key)
     if found:
-        return merged(load_adapter_weights(model, value["weights"], sft.lora_r)), list(value["losses"])
-    model, history = finetune_causal_lm(model, tokenizer, prompts, targets, sft)
-    value = cache.memo("coder-policy-sft", ADAPTER_VERSION,
-                       lambda: {"weights": adapter_weights(model), "losses": [float(x) for x in history]}, **key)
-    return merged(model), list(value["losses"])
+        model = load_adapter_weights(model, value["weights"], sft.lora_r)
+    else:
+        model, history = finetune_causal_lm(model, tokenizer, prompts, targets, sft)
+        value = cache.memo("coder-policy-sft", ADAPTER_VERSION,
+                           lambda: {"weights": adapter_weights(model), "losses": [float(x) for x in history]}, **key)
+    return _mark_trained(merged(model), "coder-policy-sft", key), list(value["losses"])
 
 
 def pass_rows(model, policy: LMPolicy, problems: list[Problem], budget: int, seeds, temperature: float,
@@ -216,14 +239,14 @@ def pass_rows(model, policy: LMPolicy, problems: list[Problem], budget: int, see
     """Per (seed, problem): the greedy program's pass and the share of `budget` samples passing,
     for a loaded (trained) policy, vanilla prompting, scored on hidden tests."""
     texts = [policy.code_text(p, "vanilla") for p in problems]
-    greedy = generate_with(model, policy.tokenizer, texts, max_new_tokens=policy.max_new_tokens, stop=CODE_STOPS,
-                           chat=False, batch_size=4, share_prefix=False)
+    greedy = trained_replies(model, policy.tokenizer, texts, max_new_tokens=policy.max_new_tokens, stop=CODE_STOPS,
+                             chat=False, batch_size=4, share_prefix=False)
     greedy_ok = evaluation.score_many([(p, [program_from_reply(p, g)]) for p, g in zip(problems, greedy)], timeout)
     rows = []
     for seed in seeds:
-        flat = generate_with(model, policy.tokenizer, [t for t in texts for _ in range(budget)],
-                             max_new_tokens=policy.max_new_tokens, temperature=temperature, seed=seed, stop=CODE_STOPS,
-                             chat=False, batch_size=16, share_prefix=False)
+        flat = trained_replies(model, policy.tokenizer, [t for t in texts for _ in range(budget)],
+                               max_new_tokens=policy.max_new_tokens, temperature=temperature, seed=seed,
+                               stop=CODE_STOPS, chat=False, batch_size=16, share_prefix=False)
         progs = [[program_from_reply(p, t) for t in flat[i * budget:(i + 1) * budget]] for i, p in enumerate(problems)]
         passes = evaluation.score_many(list(zip(problems, progs)), timeout)
         for p, (g,), passed in zip(problems, greedy_ok, passes):
