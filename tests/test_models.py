@@ -234,9 +234,11 @@ def test_dtype_choice_and_override(monkeypatch):
 
 
 def test_use_dtype_fast_picks_bf16_only_where_the_hardware_computes_it(monkeypatch):
-    monkeypatch.delenv("ALIGNLAB_DTYPE", raising=False)
+    # setenv, not delenv: monkeypatch restores a variable's absence only after a setenv, and
+    # use_dtype sets it (it must not leak into later tests); empty counts as unset
+    monkeypatch.setenv("ALIGNLAB_DTYPE", "")
     monkeypatch.setattr(precision, "computes_bf16", lambda device=None: False)
-    assert precision.use_dtype("fast") == "auto" and "ALIGNLAB_DTYPE" not in os.environ
+    assert precision.use_dtype("fast") == "auto" and not os.environ["ALIGNLAB_DTYPE"]
     assert load.pick_dtype("cpu") == torch.float32
     monkeypatch.setattr(precision, "computes_bf16", lambda device=None: True)
     assert precision.use_dtype("fast") == "bfloat16" and load.pick_dtype("cpu") == torch.bfloat16
