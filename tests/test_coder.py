@@ -13,6 +13,7 @@ import pytest
 import torch
 
 from alignlab import paths
+from alignlab.cache import Cache
 from alignlab.run.params import read_parameters, resolve_notebook
 from alignlab.studies.coder import evaluation, experiment, problems, report, search, tcg, training
 from alignlab.studies.coder.config import Config
@@ -433,19 +434,50 @@ def test_every_stripped_reference_body_rebuilds_the_reference_program():
 def test_trained_replies_are_cached_by_what_trained_the_model(monkeypatch, tmp_path):
     monkeypatch.setenv("ALIGNLAB_CACHE", str(tmp_path))
     calls = []
+    model_a, model_b = torch.nn.Linear(1, 1), torch.nn.Linear(1, 1)
 
     def fake_generate(model, tokenizer, texts, **settings):
         calls.append(list(texts))
-        return [f"{model.alignlab_trained_on['key']}:{t}" for t in texts]
+        return [f"{'a' if model is model_a else 'b'}:{t}" for t in texts]
 
     monkeypatch.setattr(training, "generate_with", fake_generate)
-    model_a = training._mark_trained(torch.nn.Linear(1, 1), "coder-tcg-sft", {"key": "a"})
-    model_b = training._mark_trained(torch.nn.Linear(1, 1), "coder-tcg-sft", {"key": "b"})
-    assert training.trained_replies(model_a, None, ["x"], max_new_tokens=8) == ["a:x"]
-    assert training.trained_replies(model_a, None, ["x"], max_new_tokens=8) == ["a:x"]  # warm: cached
+    trained_a = training.TrainedCopy("m", {}, 0, {"kind": "coder-tcg-sft", "key": "a"}, model=model_a)
+    trained_b = training.TrainedCopy("m", {}, 0, {"kind": "coder-tcg-sft", "key": "b"}, model=model_b)
+    assert training.trained_replies(trained_a, None, ["x"], max_new_tokens=8) == ["a:x"]
+    assert training.trained_replies(trained_a, None, ["x"], max_new_tokens=8) == ["a:x"]  # warm: cached
     assert len(calls) == 1
-    assert training.trained_replies(model_b, None, ["x"], max_new_tokens=8) == ["b:x"]  # another adapter
-    assert training.trained_replies(model_a, None, ["x"], max_new_tokens=16) == ["a:x"]  # other settings
+    assert training.trained_replies(trained_b, None, ["x"], max_new_tokens=8) == ["b:x"]  # another adapter
+    assert training.trained_replies(trained_a, None, ["x"], max_new_tokens=16) == ["a:x"]  # other settings
     assert len(calls) == 3
-    with pytest.raises(ValueError, match="marked"):
-        training.trained_replies(torch.nn.Linear(1, 1), None, ["x"], max_new_tokens=8)
+    with pytest.raises(TypeError, match="TrainedCopy"):
+        training.trained_replies(model_a, None, ["x"], max_new_tokens=8)
+
+
+def test_a_cached_adapter_copies_no_weights_until_something_runs_it(monkeypatch, tmp_path):
+    monkeypatch.setenv("ALIGNLAB_CACHE", str(tmp_path))
+    copies = []
+
+    def fake_copy(name):
+        copies.append(name)
+        return torch.nn.Linear(2, 1), None
+
+    def train():
+        model, _ = training._private_copy("m")
+        with torch.no_grad():
+            model.weight.fill_(3.0)
+        return model, [1.0, 0.5]
+
+    monkeypatch.setattr(training, "_private_copy", fake_copy)
+    key = {"model": "m", "data": [1]}
+    cold, losses = training._trained(Cache(), "coder-tcg-sft", key, 0, train)
+    assert losses == [1.0, 0.5] and cold.model().weight.eq(3.0).all()
+    assert len(copies) == 1  # the copy that trained is handed over, not copied again
+    warm, warm_losses = training._trained(Cache(), "coder-tcg-sft", key, 0, lambda: pytest.fail("trained again"))
+    assert warm_losses == [1.0, 0.5] and warm.trained_on == cold.trained_on == {"kind": "coder-tcg-sft", **key}
+    assert len(copies) == 1  # a warm lookup copies nothing
+    assert warm.model().weight.eq(3.0).all() and len(copies) == 2  # running it makes the copy, once
+    assert warm.model() is warm.model() and len(copies) == 2
+    handed = warm.hand_over()
+    with torch.no_grad():
+        handed.weight.fill_(0.0)  # trained further in place by its new owner
+    assert warm.model().weight.eq(3.0).all() and len(copies) == 3  # rebuilt from its own weights

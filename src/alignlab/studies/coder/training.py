@@ -123,62 +123,85 @@ def _private_copy(name: str):
     return copy.deepcopy(shared), tokenizer  # the shared model is never changed
 
 
-def _mark_trained(model, kind: str, key: dict):
-    """Record on a trained private copy what trained it (its adapter's cache kind and key), so that
-    what it generates can be cached by that (`trained_replies`)."""
-    model.alignlab_trained_on = {"kind": kind, **key}
-    return model
+class TrainedCopy:
+    """A private copy of zoo model `name` carrying trained adapter `weights` (LoRA rank `lora_r`,
+    merged into the weights when `merge`), with `trained_on`, the adapter's cache kind and key.
+    The copy is made only when something runs it (`model()`): a warm run, whose adapters and
+    replies are all cached, copies no weights. `model` hands over a copy that already holds the
+    weights (the run that trained them)."""
+
+    def __init__(self, name: str, weights: dict, lora_r: int, trained_on: dict, merge: bool = False, model=None):
+        self.name, self.weights, self.lora_r, self.merge = name, weights, lora_r, merge
+        self.trained_on = trained_on
+        self._model = model
+
+    def model(self):
+        if self._model is None:
+            model, _ = _private_copy(self.name)
+            model = load_adapter_weights(model, self.weights, self.lora_r)
+            self._model = merged(model) if self.merge else model
+        return self._model
+
+    def hand_over(self):
+        """The copy, for training further in place: this object forgets it (a later `model()`
+        rebuilds it from this object's own weights)."""
+        model, self._model = self.model(), None
+        return model
 
 
-def trained_replies(model, tokenizer, texts: list[str], **settings) -> list[str]:
-    """`generate_with(model, tokenizer, texts, **settings)` for a trained copy marked by
-    `_mark_trained`, cached by what trained it, the texts and the settings: a warm run loads the
-    adapter but generates nothing."""
-    trained_on = getattr(model, "alignlab_trained_on", None)
-    if trained_on is None:
-        raise ValueError("trained_replies needs a model marked with what trained it (_mark_trained): without "
-                         "that, replies of different adapters would share one cache entry")
+def trained_replies(trained: TrainedCopy, tokenizer, texts: list[str], **settings) -> list[str]:
+    """`generate_with(trained.model(), tokenizer, texts, **settings)`, cached by what trained the
+    model, the texts and the settings: a warm run generates nothing and copies no weights."""
+    if not isinstance(trained, TrainedCopy):
+        raise TypeError(f"trained_replies needs a TrainedCopy (it caches replies by what trained the model), "
+                        f"got {type(trained).__name__}")
     return Cache().memo("coder-trained-replies", REPLIES_VERSION,
-                        lambda: generate_with(model, tokenizer, texts, **settings),
-                        trained_on=trained_on, texts=list(texts), settings=settings)
+                        lambda: generate_with(trained.model(), tokenizer, texts, **settings),
+                        trained_on=trained.trained_on, texts=list(texts), settings=settings)
+
+
+def _trained(cache: Cache, kind: str, key: dict, lora_r: int, train, merge: bool = False) -> tuple[TrainedCopy, list]:
+    """(TrainedCopy, losses) of the adapter cached under (`kind`, `key`); on a miss `train()` returns
+    (model, history) and the adapter is stored."""
+    trained_on = {"kind": kind, **key}
+    found, value = cache.lookup(kind, ADAPTER_VERSION, **key)
+    if found:
+        return TrainedCopy(key["model"], value["weights"], lora_r, trained_on, merge), list(value["losses"])
+    model, history = train()
+    value = cache.memo(kind, ADAPTER_VERSION,
+                       lambda: {"weights": adapter_weights(model), "losses": [float(x) for x in history]}, **key)
+    model = merged(model) if merge else model
+    return TrainedCopy(key["model"], value["weights"], lora_r, trained_on, merge, model), list(value["losses"])
 
 
 def train_tcg(name: str, examples: dict, sft: CausalFitConfig, dpo: DPOFitConfig, after_sft=None):
-    """{"sft": result of `after_sft(model)`, "dpo": the DPO model or None, "losses": {...}}: LoRA SFT
-    on the SFT examples, then DPO from the SFT adapter (None when there is no DPO pair). DPO trains
-    the SFT model in place, so whatever is wanted of the SFT stage is taken by `after_sft` before
-    DPO starts: one private copy of the weights, not two. Both adapters are cached."""
+    """{"sft": result of `after_sft(TrainedCopy)`, "dpo": the DPO TrainedCopy or None, "losses": {...}}:
+    LoRA SFT on the SFT examples, then DPO from the SFT adapter (None when there is no DPO pair).
+    DPO trains the SFT copy in place (one copy of the weights, not two). Both adapters are cached."""
     prompts, targets = examples["sft"]
     pairs = examples["dpo"]
     cache = Cache()
     key = dict(model=name, prompts=prompts, targets=targets, settings=asdict(sft))
-    model, tokenizer = _private_copy(name)
-    found, value = cache.lookup("coder-tcg-sft", ADAPTER_VERSION, **key)
-    if found:
-        model = load_adapter_weights(model, value["weights"], sft.lora_r)
-    else:
-        model, history = finetune_causal_lm(model, tokenizer, prompts, targets, sft)
-        value = cache.memo("coder-tcg-sft", ADAPTER_VERSION,
-                           lambda: {"weights": adapter_weights(model), "losses": [float(x) for x in history]}, **key)
-    _mark_trained(model, "coder-tcg-sft", key)
-    out = {"sft": after_sft(model) if after_sft else None, "dpo": None,
-           "losses": {"sft": list(value["losses"]), "dpo": []}}
+
+    def train_sft():
+        model, tokenizer = _private_copy(name)
+        return finetune_causal_lm(model, tokenizer, prompts, targets, sft)
+
+    sft_model, sft_losses = _trained(cache, "coder-tcg-sft", key, sft.lora_r, train_sft)
+    out = {"sft": after_sft(sft_model) if after_sft else None, "dpo": None, "losses": {"sft": sft_losses, "dpo": []}}
     if not pairs[0]:
         return out
     dpo_key = dict(key, pairs=[list(x) for x in pairs], dpo=asdict(dpo))
-    found, dvalue = cache.lookup("coder-tcg-dpo", ADAPTER_VERSION, **dpo_key)
-    if found:
-        model = load_adapter_weights(model, dvalue["weights"], sft.lora_r)
-    else:
-        model, history = finetune_dpo(model, tokenizer, *pairs, dpo)
-        dvalue = cache.memo("coder-tcg-dpo", ADAPTER_VERSION,
-                            lambda: {"weights": adapter_weights(model), "losses": [float(x) for x in history]},
-                            **dpo_key)
-    out["dpo"], out["losses"]["dpo"] = _mark_trained(model, "coder-tcg-dpo", dpo_key), list(dvalue["losses"])
+
+    def train_dpo():
+        _, tokenizer = load_causal_lm(name)
+        return finetune_dpo(sft_model.hand_over(), tokenizer, *pairs, dpo)
+
+    out["dpo"], out["losses"]["dpo"] = _trained(cache, "coder-tcg-dpo", dpo_key, sft.lora_r, train_dpo)
     return out
 
 
-def generate_tests_with(model, policy: LMPolicy, problems: list[Problem], n_tests: int) -> dict:
+def generate_tests_with(model: TrainedCopy, policy: LMPolicy, problems: list[Problem], n_tests: int) -> dict:
     """{task_id: [TestCase]}: one greedy reply per problem from a trained TCG, parsed as in the
     prompt-only stage."""
     texts = [tcg_input(policy, p, n_tests) for p in problems]
@@ -220,24 +243,20 @@ def policy_examples(policy: LMPolicy, problems: list[Problem], traces: dict) -> 
 
 
 def train_policy(name: str, prompts: list, targets: list, sft: CausalFitConfig):
-    """The policy fine-tuned (LoRA, merged) on the traces; the adapter is cached."""
-    model, tokenizer = _private_copy(name)
+    """(TrainedCopy, losses): the policy fine-tuned (LoRA, merged) on the traces; the adapter is cached."""
     key = dict(model=name, prompts=prompts, targets=targets, settings=asdict(sft))
-    cache = Cache()
-    found, value = cache.lookup("coder-policy-sft", ADAPTER_VERSION, **key)
-    if found:
-        model = load_adapter_weights(model, value["weights"], sft.lora_r)
-    else:
-        model, history = finetune_causal_lm(model, tokenizer, prompts, targets, sft)
-        value = cache.memo("coder-policy-sft", ADAPTER_VERSION,
-                           lambda: {"weights": adapter_weights(model), "losses": [float(x) for x in history]}, **key)
-    return _mark_trained(merged(model), "coder-policy-sft", key), list(value["losses"])
+
+    def train():
+        model, tokenizer = _private_copy(name)
+        return finetune_causal_lm(model, tokenizer, prompts, targets, sft)
+
+    return _trained(Cache(), "coder-policy-sft", key, sft.lora_r, train, merge=True)
 
 
-def pass_rows(model, policy: LMPolicy, problems: list[Problem], budget: int, seeds, temperature: float,
+def pass_rows(model: TrainedCopy, policy: LMPolicy, problems: list[Problem], budget: int, seeds, temperature: float,
               timeout: float) -> pd.DataFrame:
     """Per (seed, problem): the greedy program's pass and the share of `budget` samples passing,
-    for a loaded (trained) policy, vanilla prompting, scored on hidden tests."""
+    for a trained policy, vanilla prompting, scored on hidden tests."""
     texts = [policy.code_text(p, "vanilla") for p in problems]
     greedy = trained_replies(model, policy.tokenizer, texts, max_new_tokens=policy.max_new_tokens, stop=CODE_STOPS,
                              chat=False, batch_size=4, share_prefix=False)
