@@ -2,6 +2,7 @@
 
 import json
 import multiprocessing
+import os
 import time
 
 import numpy as np
@@ -217,15 +218,35 @@ def test_no_cache_env_runs_cold_computing_each_entry_once(cache, monkeypatch):
     cache.memo("k", "1", compute, seed=0)
     monkeypatch.setenv("ALIGNLAB_NO_CACHE", "1")
     assert cache.lookup("k", "1", seed=0) == (False, None)  # stored before the cold run: not read
+    cold = os.environ["ALIGNLAB_NO_CACHE"]
+    assert cold.startswith("run:")  # pinned, so that the processes it starts share the cold run
     cache.memo("k", "1", compute, seed=0)
     assert compute.calls == 2
     cache.memo("k", "1", compute, seed=0)  # computed by this cold run: read back, as on an empty cache
     assert compute.calls == 2
     assert cache.lookup("k", "1", seed=0) == (True, [1])
+    assert Cache(cache.root).lookup("k", "1", seed=0) == (True, [1])  # another process of the same run
+    monkeypatch.setenv("ALIGNLAB_NO_CACHE", "1")  # a new cold run reads nothing of the last one
+    assert cache.lookup("k", "1", seed=0) == (False, None)
+    assert os.environ["ALIGNLAB_NO_CACHE"] not in (cold, "1")
     monkeypatch.delenv("ALIGNLAB_NO_CACHE")
     cache.memo("k", "1", compute, seed=0)
     assert compute.calls == 2
     assert cache.info()["entries"].sum() == 1
+
+
+def test_a_cold_run_is_pinned_before_its_first_kernel_starts(monkeypatch, tmp_path):
+    from alignlab.run.execute import kernel_environment
+
+    monkeypatch.setenv("ALIGNLAB_NO_CACHE", "yes")
+    first = kernel_environment("00_overview", tmp_path)
+    cold = os.environ["ALIGNLAB_NO_CACHE"]
+    assert cold.startswith("run:") and "ALIGNLAB_NO_CACHE" not in first  # the kernel inherits it
+    kernel_environment("01_w2sg_ensembles", tmp_path)
+    assert os.environ["ALIGNLAB_NO_CACHE"] == cold  # every kernel of one run shares it
+    monkeypatch.setenv("ALIGNLAB_NO_CACHE", "0")
+    kernel_environment("00_overview", tmp_path)
+    assert os.environ["ALIGNLAB_NO_CACHE"] == "0"  # not a cold run: left as it is
 
 
 def test_info_and_clear(cache):

@@ -42,9 +42,10 @@ Safety:
   run and a warm run see exactly the same objects (e.g. a tensor is on the CPU either way).
 
 `ALIGNLAB_NO_CACHE=1` runs cold without deleting the cache: nothing stored before is read, as if
-the cache were empty, while entries this process computes under it are written and read back
-as usual (a run that needs the same features for twelve probes computes them once, as a run on
-an empty cache would). That is how to time a cold run.
+the cache were empty, while entries the cold run computes are written (marked with its id in
+their sidecar, `paths.cold_run_id`) and read back as usual, by any of its processes (a run that
+needs the same features for twelve probes computes them once; a sweep's fifth seed reads the
+features its first computed), as a run on an empty cache would. That is how to time a cold run.
 """
 
 from __future__ import annotations
@@ -75,16 +76,6 @@ _KIND_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 _EXTENSIONS = (".npz", ".parquet", ".pkl", ".pt", ".json")  # value files, in lookup order
 _META_SUFFIX = ".meta.json"
 _REPR_LIMIT = 200
-
-
-def cache_disabled() -> bool:
-    """True when `ALIGNLAB_NO_CACHE` is set to 1/true/yes: read only what this process computed
-    while it was set (a cold run), recompute the rest."""
-    return os.environ.get("ALIGNLAB_NO_CACHE", "").strip().lower() in ("1", "true", "yes")
-
-
-# value files this process wrote while the cache was disabled: the only entries a cold run reads
-_WRITTEN_COLD: set[Path] = set()
 
 
 # -----------------------------------------------------------------------------
@@ -328,15 +319,26 @@ class Cache:
 
     def _read(self, kind: str, key: str) -> tuple[bool, Any]:
         """(found, value). An unreadable entry is reported, treated as missing, and rewritten.
-        With the cache disabled, only an entry this process wrote under it is found."""
+        During a cold run, only an entry the same cold run wrote is found."""
         path = self._find(kind, key)
-        if path is None or (cache_disabled() and path.resolve() not in _WRITTEN_COLD):
+        if path is None or not self._readable_now(path, kind, key):
             return False, None
         try:
             return True, _READERS[path.suffix](path)
         except Exception as error:  # a damaged file must not stop the run: recompute it
             warnings.warn(f"cache entry {path} is unreadable ({error!r}); recomputing", RuntimeWarning, stacklevel=3)
             return False, None
+
+    def _readable_now(self, path: Path, kind: str, key: str) -> bool:
+        """Outside a cold run, any entry; during one, an entry whose sidecar carries its id."""
+        cold = paths.cold_run_id()
+        if cold is None:
+            return True
+        try:
+            meta = json.loads((self._folder(kind, key) / f"{key}{_META_SUFFIX}").read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return False
+        return meta.get("cold_run") == cold
 
     def _write(self, kind: str, version: str, key: str, value: Any, inputs: dict) -> Path:
         ext, writer, payload = _format(value)
@@ -355,16 +357,16 @@ class Cache:
             "created": datetime.now(UTC).isoformat(timespec="seconds"),
             "bytes": path.stat().st_size,
         }
+        if (cold := paths.cold_run_id()) is not None:
+            meta["cold_run"] = cold
         meta_text = json.dumps(meta, indent=1, ensure_ascii=False).encode("utf-8")
         paths.atomic_write(folder / f"{key}{_META_SUFFIX}", lambda f: f.write(meta_text))
-        if cache_disabled():
-            _WRITTEN_COLD.add(path.resolve())
         return path
 
     def lookup(self, kind: str, version: str, **inputs) -> tuple[bool, Any]:
         """(found, value) for (kind, version, inputs), computing and writing nothing; (False,
-        None) on a miss, an unreadable entry, or (with `ALIGNLAB_NO_CACHE` set) an entry this
-        process did not compute."""
+        None) on a miss, an unreadable entry, or (with `ALIGNLAB_NO_CACHE` set) an entry the
+        cold run did not compute."""
         return self._read(kind, self.key(kind, version, **inputs))
 
     def memo(self, kind: str, version: str, compute: Callable[[], T], **inputs) -> T:

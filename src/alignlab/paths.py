@@ -4,6 +4,8 @@
   (or above this file, for an editable install) that holds `pyproject.toml` and `notebooks/`.
 - User cache (converted model weights, content-addressed artifacts): `$ALIGNLAB_CACHE` if set,
   else `$XDG_CACHE_HOME/alignlab`, else `~/.cache/alignlab`. Never inside the git tree.
+- A cold run: `$ALIGNLAB_NO_CACHE` (`cold_run_id`); the artifact cache reads only what the same
+  cold run computed.
 - Every file the project writes goes through `atomic_write`: a temporary file beside the target,
   fsync'ed, then renamed, so a killed run never leaves a half-written file.
 - The current run folder: `$ALIGNLAB_RUN_DIR`, set by the runner for the notebook it executes;
@@ -13,6 +15,7 @@
 from __future__ import annotations
 
 import os
+import secrets
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -64,6 +67,21 @@ def cache_dir() -> Path:
         path = Path(base) / "alignlab"
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+def cold_run_id() -> str | None:
+    """The id of the cold run under way, or None when the artifact cache reads as usual.
+
+    `ALIGNLAB_NO_CACHE=1` (or true/yes) starts a cold run: the first call replaces the value with
+    `run:<random id>`, which every process started after it inherits (the runner calls this before
+    it starts a kernel). The cache reads only entries written under the same id, so a cold run
+    behaves like a run on an empty cache across all its processes: a sweep's later runs read what
+    its earlier ones computed, and nothing stored before the run is read."""
+    value = os.environ.get("ALIGNLAB_NO_CACHE", "").strip()
+    if value.lower() in ("1", "true", "yes"):
+        value = f"run:{secrets.token_hex(8)}"
+        os.environ["ALIGNLAB_NO_CACHE"] = value
+    return value if value.startswith("run:") else None
 
 
 def run_dir(notebook: str | None = None) -> Path:

@@ -45,7 +45,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from alignlab.paths import atomic_write, notebooks_dir, project_root, results_dir
+from alignlab.paths import atomic_write, cold_run_id, notebooks_dir, project_root, results_dir
 from alignlab.run import monitor, registry
 from alignlab.run.params import parameters_cell, plan_runs, resolve_notebook
 
@@ -152,6 +152,7 @@ def kernel_environment(stem: str, folder: Path, profile: str = "quick") -> dict:
     package_parent = str(Path(__file__).resolve().parents[2])
     pythonpath = os.pathsep.join(p for p in (package_parent, os.environ.get("PYTHONPATH")) if p)
     quiet = {k: v for k, v in QUIET_KERNEL.items() if k not in os.environ}
+    cold_run_id()  # a cold run's id is fixed here, before its first kernel, so all its kernels share it
     return {**quiet, "ALIGNLAB_RUN_DIR": str(folder), "ALIGNLAB_NOTEBOOK": stem, "ALIGNLAB_PROFILE": profile,
             "PYTHONPATH": pythonpath}
 
