@@ -163,6 +163,27 @@ def test_expected_calibration_error_perfect_and_bounds():
         expected_calibration_error([1], [1.5])
 
 
+def test_resampled_auroc_and_ece_equal_the_one_resample_functions_row_by_row():
+    from alignlab.stats import auroc_resampled, ece_resampled
+
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 2, 12)
+    y[:2] = [0, 1]
+    prob = np.round(rng.random(12), 1)  # rounded: ties, and values on the ECE bins' edges
+    idx = rng.integers(0, 12, (200, 12))
+    idx[0] = 0  # a resample with one class
+    aucs = auroc_resampled(y, prob, idx)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        expected = np.array([auroc(y[i], prob[i]) for i in idx])
+    assert np.isnan(aucs[0]) and np.array_equal(np.isnan(aucs), np.isnan(expected))
+    np.testing.assert_allclose(aucs[1:], expected[1:], rtol=0, atol=1e-12)
+    np.testing.assert_allclose(ece_resampled(y, prob, idx), [expected_calibration_error(y[i], prob[i]) for i in idx],
+                               rtol=0, atol=1e-12)
+    np.testing.assert_allclose(ece_resampled(y, prob, idx, n_bins=3),
+                               [expected_calibration_error(y[i], prob[i], n_bins=3) for i in idx], rtol=0, atol=1e-12)
+
+
 def test_no_warnings_on_normal_use():
     with warnings.catch_warnings():
         warnings.simplefilter("error")

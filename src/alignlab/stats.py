@@ -307,24 +307,45 @@ def expected_calibration_error(y, prob, n_bins: int = 10) -> float:
 
     This is the "top-label" ECE, the definition most papers report.
     """
-    y = _binary_labels(y)
-    prob = _as_1d_float(prob)
+    n = len(y)
+    return float("nan") if n == 0 else float(ece_resampled(y, prob, np.arange(n)[None], n_bins)[0])
+
+
+def auroc_resampled(y, score, idx) -> np.ndarray:
+    """`auroc(y[i], score[i])` for every row `i` of the (resamples x n) index array `idx`, at once:
+    the Mann-Whitney form with midranks (ties count one half, as `roc_auc_score`); NaN for a
+    resample with one class, without a warning per row. A bootstrap of a few thousand resamples
+    costs one ranking instead of a few thousand sklearn calls."""
+    y, score = _binary_labels(y), _as_1d_float(score)
+    _check_same_length(y, score, "y and score")
+    idx = np.asarray(idx)
+    labels, ranks = y[idx], scipy_stats.rankdata(score[idx], axis=1)
+    n_pos = labels.sum(axis=1)
+    n_neg = idx.shape[1] - n_pos
+    with np.errstate(divide="ignore", invalid="ignore"):
+        auc = ((ranks * labels).sum(axis=1) - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg)
+    return np.where((n_pos == 0) | (n_neg == 0), np.nan, auc)
+
+
+def ece_resampled(y, prob, idx, n_bins: int = 10) -> np.ndarray:
+    """`expected_calibration_error(y[i], prob[i], n_bins)` for every row `i` of the (resamples x n)
+    index array `idx`, at once (`expected_calibration_error` is this with the one row range(n))."""
+    y, prob = _binary_labels(y), _as_1d_float(prob)
     _check_same_length(y, prob, "y and prob")
     if np.any((prob < 0) | (prob > 1)):
         raise ValueError("prob must lie in [0, 1]")
     if n_bins < 1:
         raise ValueError(f"n_bins must be >= 1, got {n_bins}")
-    if y.size == 0:
-        return float("nan")
+    idx = np.asarray(idx)
     pred = (prob >= 0.5).astype(int)
     confidence = np.where(pred == 1, prob, 1.0 - prob)
     correct = (pred == y).astype(float)
-    inner_edges = np.linspace(0.0, 1.0, n_bins + 1)[1:-1]
-    bins = np.searchsorted(inner_edges, confidence, side="left")  # right-closed bins
-    correct_sum = np.bincount(bins, weights=correct, minlength=n_bins)
-    confidence_sum = np.bincount(bins, weights=confidence, minlength=n_bins)
-    gap = np.abs(correct_sum - confidence_sum)  # = |B_m| * |acc_m - conf_m|
-    return float(gap.sum() / y.size)
+    bins = np.searchsorted(np.linspace(0.0, 1.0, n_bins + 1)[1:-1], confidence, side="left")  # right-closed
+    cells = np.repeat(np.arange(idx.shape[0]), idx.shape[1]) * n_bins + bins[idx].ravel()  # (row, bin)
+    size = idx.shape[0] * n_bins
+    correct_sum = np.bincount(cells, weights=correct[idx].ravel(), minlength=size).reshape(-1, n_bins)
+    confidence_sum = np.bincount(cells, weights=confidence[idx].ravel(), minlength=size).reshape(-1, n_bins)
+    return np.abs(correct_sum - confidence_sum).sum(axis=1) / idx.shape[1]  # |B_m| * |acc_m - conf_m|, summed / n
 
 
 # -----------------------------------------------------------------------------

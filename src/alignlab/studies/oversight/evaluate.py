@@ -25,6 +25,8 @@ import pandas as pd
 
 from alignlab.stats import (
     auroc,
+    auroc_resampled,
+    ece_resampled,
     expected_calibration_error,
     mcnemar_test,
     paired_bootstrap_ci,
@@ -60,15 +62,9 @@ def judge_outcomes(items, probs, config: Config) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True)
 
 
-def resample_questions(statistic, n: int, n_boot: int, seed: int = 0) -> np.ndarray:
-    """`n_boot` values of `statistic(idx)` over resamples `idx` of range(n) with replacement (NaN
-    replicates, e.g. AUROC on one class, are dropped). A loop because AUROC and ECE do not take an
-    axis; n_boot x n stays small here."""
-    rng = np.random.default_rng([seed, 13])
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # one-class resamples: AUROC undefined -> NaN
-        values = np.array([statistic(rng.integers(0, n, n)) for _ in range(n_boot)], dtype=float)
-    return values[~np.isnan(values)]
+def question_resamples(n: int, n_boot: int, seed: int = 0) -> np.ndarray:
+    """(n_boot x n) indices: `n_boot` resamples of range(n) with replacement, the unit being the question."""
+    return np.random.default_rng([seed, 13]).integers(0, n, (n_boot, n))
 
 
 def _interval(replicates) -> tuple[float, float]:
@@ -92,8 +88,10 @@ def _judge_row(g: pd.DataFrame, n_boot: int) -> dict:
         warnings.simplefilter("ignore", RuntimeWarning)
         auc = auroc(y, p)
     acc_lo, acc_hi = wilson_ci(k, n)
-    auc_lo, auc_hi = _interval(resample_questions(lambda i: auroc(y[i], p[i]), n, n_boot))
-    ece_lo, ece_hi = _interval(resample_questions(lambda i: expected_calibration_error(y[i], p[i]), n, n_boot))
+    idx = question_resamples(n, n_boot)
+    aucs = auroc_resampled(y, p, idx)  # NaN replicates (a resample with one class) are dropped
+    auc_lo, auc_hi = _interval(aucs[~np.isnan(aucs)])
+    ece_lo, ece_hi = _interval(ece_resampled(y, p, idx))
     return {"n": n, "acc": k / n, "acc_lo": acc_lo, "acc_hi": acc_hi, "auroc": auc, "auroc_lo": auc_lo,
             "auroc_hi": auc_hi, "ece": expected_calibration_error(y, p), "ece_lo": ece_lo, "ece_hi": ece_hi,
             "mean_p": float(p.mean()), "says_correct": float((p > 0.5).mean()), "shown_correct": float(y.mean())}
