@@ -183,6 +183,18 @@ def test_resampled_auroc_and_ece_equal_the_one_resample_functions_row_by_row():
     np.testing.assert_allclose(ece_resampled(y, prob, idx, n_bins=3),
                                [expected_calibration_error(y[i], prob[i], n_bins=3) for i in idx], rtol=0, atol=1e-12)
 
+    def ece_by_definition(labels, p, n_bins):  # Guo et al.: top-label confidence, bins ((m-1)/M, m/M]
+        confidence, correct = np.maximum(p, 1 - p), ((p >= 0.5) == labels)
+        total = 0.0
+        for m in range(1, n_bins + 1):
+            in_bin = (confidence > (m - 1) / n_bins) & (confidence <= m / n_bins)
+            if in_bin.any():
+                total += in_bin.sum() / len(p) * abs(correct[in_bin].mean() - confidence[in_bin].mean())
+        return total
+
+    np.testing.assert_allclose(ece_resampled(y, prob, idx), [ece_by_definition(y[i], prob[i], 10) for i in idx],
+                               rtol=0, atol=1e-12)
+
 
 def test_no_warnings_on_normal_use():
     with warnings.catch_warnings():

@@ -321,7 +321,7 @@ class Cache:
         """(found, value). An unreadable entry is reported, treated as missing, and rewritten.
         During a cold run, only an entry the same cold run wrote is found."""
         path = self._find(kind, key)
-        if path is None or not self._readable_now(path, kind, key):
+        if path is None or not self._readable_now(kind, key):
             return False, None
         try:
             return True, _READERS[path.suffix](path)
@@ -329,7 +329,7 @@ class Cache:
             warnings.warn(f"cache entry {path} is unreadable ({error!r}); recomputing", RuntimeWarning, stacklevel=3)
             return False, None
 
-    def _readable_now(self, path: Path, kind: str, key: str) -> bool:
+    def _readable_now(self, kind: str, key: str) -> bool:
         """Outside a cold run, any entry; during one, an entry whose sidecar carries its id."""
         cold = paths.cold_run_id()
         if cold is None:

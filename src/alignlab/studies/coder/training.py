@@ -127,8 +127,8 @@ class TrainedCopy:
     """A private copy of zoo model `name` carrying trained adapter `weights` (LoRA rank `lora_r`,
     merged into the weights when `merge`), with `trained_on`, the adapter's cache kind and key.
     The copy is made only when something runs it (`model()`): a warm run, whose adapters and
-    replies are all cached, copies no weights. `model` hands over a copy that already holds the
-    weights (the run that trained them)."""
+    replies are all cached, copies no weights. The run that trained the weights passes its copy
+    as `model=`, so it is not copied again."""
 
     def __init__(self, name: str, weights: dict, lora_r: int, trained_on: dict, merge: bool = False, model=None):
         self.name, self.weights, self.lora_r, self.merge = name, weights, lora_r, merge
